@@ -1,0 +1,1 @@
+"""HeteroFlow bridge: the REST API, PostgreSQL storage and the Nomad translation."""

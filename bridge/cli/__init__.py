@@ -1,0 +1,1 @@
+"""The ``heteroflow`` command line: servers (up, server) and REST client commands."""

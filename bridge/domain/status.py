@@ -1,0 +1,112 @@
+"""Status machines of TaskGroup and Task as explicit transition tables.
+
+TaskGroup (the seed's machine)::
+
+    pending -> scheduling -> running <-> sleeping
+                   |            |
+                   v            v
+                 failed     completed
+
+plus the moves an operator needs around it: a failed or completed group may be placed again
+(retry), a sleeping group may fail or be stopped, and pending may fail (nothing placeable).
+
+Task (one container)::
+
+    pending -> scheduled -> starting -> running <-> sleeping
+                                          |  ^        |
+                                          |  +-waking-+
+                                          v
+                                      stopping -> completed
+    any live state -> failed;  failed -> pending (retry)
+
+An illegal move raises :class:`IllegalTransition` carrying the reason and the moves that
+*are* allowed, so callers can answer 409 with something a person can act on.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskGroupStatus(StrEnum):
+    PENDING = "pending"
+    SCHEDULING = "scheduling"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    STARTING = "starting"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAKING = "waking"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class RollingUpdateState(StrEnum):
+    IDLE = "idle"
+    ROLLING = "rolling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLBACK = "rollback"
+
+
+_G = TaskGroupStatus
+TASK_GROUP_TRANSITIONS: dict[TaskGroupStatus, frozenset[TaskGroupStatus]] = {
+    _G.PENDING: frozenset({_G.SCHEDULING, _G.FAILED, _G.COMPLETED}),
+    _G.SCHEDULING: frozenset({_G.RUNNING, _G.FAILED, _G.PENDING, _G.COMPLETED}),
+    _G.RUNNING: frozenset({_G.SLEEPING, _G.FAILED, _G.COMPLETED, _G.SCHEDULING}),
+    _G.SLEEPING: frozenset({_G.RUNNING, _G.FAILED, _G.COMPLETED}),
+    _G.COMPLETED: frozenset({_G.PENDING}),
+    _G.FAILED: frozenset({_G.PENDING}),
+}
+
+_T = TaskStatus
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    _T.PENDING: frozenset({_T.SCHEDULED, _T.FAILED, _T.COMPLETED}),
+    _T.SCHEDULED: frozenset({_T.STARTING, _T.RUNNING, _T.PENDING, _T.STOPPING, _T.FAILED}),
+    _T.STARTING: frozenset({_T.RUNNING, _T.STOPPING, _T.FAILED}),
+    _T.RUNNING: frozenset({_T.SLEEPING, _T.STOPPING, _T.FAILED, _T.COMPLETED}),
+    _T.SLEEPING: frozenset({_T.WAKING, _T.STOPPING, _T.FAILED}),
+    _T.WAKING: frozenset({_T.RUNNING, _T.SLEEPING, _T.FAILED}),
+    _T.STOPPING: frozenset({_T.COMPLETED, _T.FAILED}),
+    _T.COMPLETED: frozenset(),
+    _T.FAILED: frozenset({_T.PENDING}),
+}
+
+# States in which a task group and everything it owns may be deleted. The seed allows
+# completed/failed; pending is added because nothing of a pending group runs anywhere yet,
+# so deleting it loses nothing and leaves nothing behind.
+DELETABLE_GROUP_STATES = frozenset({_G.PENDING, _G.COMPLETED, _G.FAILED})
+
+
+class IllegalTransition(ValueError):
+    """A status move that the machine does not allow."""
+
+    def __init__(self, kind: str, current: str, target: str, allowed: frozenset[str]) -> None:
+        self.kind = kind
+        self.current = current
+        self.target = target
+        self.allowed = sorted(allowed)
+        hint = f"allowed from here: {', '.join(self.allowed)}" if allowed else f"{current} is final"
+        super().__init__(f"a {kind} cannot go from {current} to {target} ({hint})")
+
+
+def transition_task_group(current: TaskGroupStatus, target: TaskGroupStatus) -> TaskGroupStatus:
+    allowed = TASK_GROUP_TRANSITIONS[current]
+    if target not in allowed:
+        raise IllegalTransition("task group", current, target, frozenset(allowed))
+    return target
+
+
+def transition_task(current: TaskStatus, target: TaskStatus) -> TaskStatus:
+    allowed = TASK_TRANSITIONS[current]
+    if target not in allowed:
+        raise IllegalTransition("task", current, target, frozenset(allowed))
+    return target

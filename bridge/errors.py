@@ -1,0 +1,97 @@
+"""The bridge's one error tree. Every error that reaches a client has a status, a stable
+machine ``code`` and a message a person can act on; handlers turn it into::
+
+    {"error": {"code": "...", "message": "...", "details": {...}}}
+
+    BridgeError (500 internal_error)
+    ├── BadRequest (400 bad_request)
+    │   ├── MalformedJSON (400 malformed_json)
+    │   └── PayloadTooLarge (413 payload_too_large)
+    ├── ValidationFailed (422 validation_failed)
+    ├── Unauthorized (401 unauthorized)
+    ├── Forbidden (403 forbidden)
+    ├── NotFound (404 not_found)
+    ├── MethodNotAllowed (405 method_not_allowed)
+    ├── Conflict (409 conflict)
+    │   ├── NameTaken (409 name_taken)
+    │   └── InvalidState (409 invalid_state)
+    └── StorageUnavailable (503 storage_unavailable)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BridgeError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(BridgeError):
+    status = 400
+    code = "bad_request"
+
+
+class MalformedJSON(BadRequest):
+    code = "malformed_json"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(BridgeError):
+    """The body parsed but a field is unknown, of the wrong type, or out of range."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class Unauthorized(BridgeError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(BridgeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(BridgeError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(BridgeError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(BridgeError):
+    status = 409
+    code = "conflict"
+
+
+class NameTaken(Conflict):
+    code = "name_taken"
+
+
+class InvalidState(Conflict):
+    """The object's status does not allow the operation (an illegal transition)."""
+
+    code = "invalid_state"
+
+
+class StorageUnavailable(BridgeError):
+    status = 503
+    code = "storage_unavailable"

@@ -1,0 +1,1 @@
+"""Use cases. Each owns its transaction boundary; none calls the network inside one."""

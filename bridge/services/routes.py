@@ -1,0 +1,115 @@
+"""Model routes: the canary / priority rules an operator edits through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.domain import ids
+from bridge.domain.models import Algorithm, ModelRoute
+from bridge.errors import Conflict, NotFound, ValidationFailed
+from bridge.services.context import Actor
+from bridge.storage import audit
+from bridge.storage import model_routes as route_rows
+from bridge.storage import task_groups as group_rows
+from bridge.storage.db import Database, DuplicateKey
+
+
+async def list_routes(
+    db: Database, *, model_name: str | None, task_group_id: str | None
+) -> list[ModelRoute]:
+    async with db.transaction() as conn:
+        return await route_rows.list_routes(conn, model_name=model_name,
+                                            task_group_id=task_group_id)
+
+
+async def get_route(db: Database, route_id: str) -> ModelRoute:
+    async with db.transaction() as conn:
+        route = await route_rows.get_route(conn, route_id)
+    if route is None:
+        raise NotFound(f"no model route {route_id}", details={"id": route_id})
+    return route
+
+
+async def create_route(
+    db: Database, *, model_name: str, task_group_id: str, weight: int, priority: int,
+    version: str, algorithm: Algorithm | None, status: str, actor: Actor,
+) -> ModelRoute:
+    try:
+        async with db.transaction() as conn:
+            group = await group_rows.get_task_group(conn, task_group_id)
+            if group is None:
+                raise ValidationFailed(
+                    f"task_group_id {task_group_id} names no task group",
+                    details={"field": "task_group_id"},
+                )
+            route = ModelRoute(
+                id=ids.new_route_id(), model_name=model_name, task_group_id=task_group_id,
+                engine=group.engine.value if group.engine else None, priority=priority,
+                weight=weight, version=version, algorithm=algorithm, status=status,
+            )
+            await route_rows.insert_route(conn, route)
+            await audit.append(
+                conn, actor=actor.principal, action="model_route.create",
+                object_type="model_route", object_id=route.id, request_id=actor.request_id,
+                details={"model_name": model_name, "version": version, "weight": weight,
+                         "priority": priority, "task_group_id": task_group_id},
+            )
+            return await _reload(conn, route.id)
+    except DuplicateKey as exc:
+        raise _version_taken(model_name, version) from exc
+
+
+async def update_route(
+    db: Database, route_id: str, changes: dict[str, Any], actor: Actor
+) -> ModelRoute:
+    if not changes:
+        raise ValidationFailed("nothing to change: give weight, priority, version, algorithm "
+                               "or status", details={})
+    try:
+        async with db.transaction() as conn:
+            before = await route_rows.get_route(conn, route_id, for_update=True)
+            if before is None:
+                raise NotFound(f"no model route {route_id}", details={"id": route_id})
+            model_name = before.model_name
+            stored = {k: (v.value if isinstance(v, Algorithm) else v) for k, v in changes.items()}
+            await route_rows.update_route(conn, route_id, stored)
+            await audit.append(
+                conn, actor=actor.principal, action="model_route.update",
+                object_type="model_route", object_id=route_id, request_id=actor.request_id,
+                details={"model_name": before.model_name, "changes": stored,
+                         "before": {k: _plain(getattr(before, k)) for k in stored}},
+            )
+            return await _reload(conn, route_id)
+    except DuplicateKey as exc:
+        raise _version_taken(model_name, str(changes.get("version"))) from exc
+
+
+async def delete_route(db: Database, route_id: str, actor: Actor) -> ModelRoute:
+    async with db.transaction() as conn:
+        route = await route_rows.get_route(conn, route_id, for_update=True)
+        if route is None:
+            raise NotFound(f"no model route {route_id}", details={"id": route_id})
+        await route_rows.delete_route(conn, route_id)
+        await audit.append(
+            conn, actor=actor.principal, action="model_route.delete", object_type="model_route",
+            object_id=route_id, request_id=actor.request_id,
+            details={"model_name": route.model_name, "version": route.version},
+        )
+    return route
+
+
+async def _reload(conn: Any, route_id: str) -> ModelRoute:
+    route = await route_rows.get_route(conn, route_id)
+    assert route is not None
+    return route
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Algorithm) else value
+
+
+def _version_taken(model_name: str, version: str) -> Conflict:
+    return Conflict(
+        f"model {model_name!r} already has a route with version {version!r}",
+        details={"field": "version", "model_name": model_name, "version": version},
+    )

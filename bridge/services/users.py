@@ -1,0 +1,90 @@
+"""Users and their REST bearer tokens: bootstrap, authenticate, create, revoke."""
+
+from __future__ import annotations
+
+from bridge.domain import ids
+from bridge.domain.credentials import hash_secret, secret_matches, secret_prefix
+from bridge.domain.models import Principal, Role, User
+from bridge.errors import NameTaken, NotFound, Unauthorized
+from bridge.services.context import Actor
+from bridge.storage import audit
+from bridge.storage import users as user_rows
+from bridge.storage.db import Conn, Database, DuplicateKey
+
+
+async def bootstrap_admin(db: Database) -> str | None:
+    """Create the first admin when there are no users; return its token once, else None."""
+    async with db.transaction() as conn:
+        # Serialise concurrent first starts: only one of them may create the admin.
+        await conn.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        if await user_rows.count_users(conn) > 0:
+            return None
+        user = User(id=ids.new_user_id(), name="admin", role=Role.ADMIN)
+        await user_rows.insert_user(conn, user)
+        token_id, token = await _issue_token(conn, user.id, "bootstrap")
+        await audit.append(conn, actor=None, action="user.bootstrap", object_type="user",
+                           object_id=user.id, details={"name": user.name, "token_id": token_id})
+    return token
+
+
+async def authenticate(db: Database, token: str) -> Principal:
+    digest = hash_secret(token)
+    async with db.transaction() as conn:
+        found = await user_rows.principal_for_token_hash(conn, digest)
+        if found is None or not secret_matches(token, found[1]):
+            raise Unauthorized("the bearer token is unknown or revoked",
+                               details={"hint": "send Authorization: Bearer <token>"})
+        await user_rows.touch_token(conn, found[0].token_id)
+    return found[0]
+
+
+async def create_user(db: Database, name: str, role: Role, actor: Actor) -> tuple[User, str, str]:
+    """A new user with a first token; returns (user, token id, token clear text)."""
+    user = User(id=ids.new_user_id(), name=name, role=role)
+    try:
+        async with db.transaction() as conn:
+            await user_rows.insert_user(conn, user)
+            token_id, token = await _issue_token(conn, user.id, "default")
+            await audit.append(conn, actor=actor.principal, action="user.create",
+                               object_type="user", object_id=user.id,
+                               request_id=actor.request_id,
+                               details={"name": name, "role": role.value})
+            stored = await user_rows.get_user(conn, user.id)
+    except DuplicateKey as exc:
+        raise NameTaken(f"a user named {name!r} already exists",
+                        details={"field": "name"}) from exc
+    assert stored is not None
+    return stored, token_id, token
+
+
+async def list_users(db: Database) -> list[User]:
+    async with db.transaction() as conn:
+        return await user_rows.list_users(conn)
+
+
+async def create_token(db: Database, user_id: str, name: str, actor: Actor) -> tuple[str, str]:
+    async with db.transaction() as conn:
+        if await user_rows.get_user(conn, user_id) is None:
+            raise NotFound(f"no user {user_id}", details={"id": user_id})
+        token_id, token = await _issue_token(conn, user_id, name)
+        await audit.append(conn, actor=actor.principal, action="token.create",
+                           object_type="api_token", object_id=token_id,
+                           request_id=actor.request_id, details={"user_id": user_id})
+    return token_id, token
+
+
+async def revoke_token(db: Database, token_id: str, actor: Actor) -> None:
+    async with db.transaction() as conn:
+        if not await user_rows.revoke_token(conn, token_id):
+            raise NotFound(f"no live token {token_id}", details={"id": token_id})
+        await audit.append(conn, actor=actor.principal, action="token.revoke",
+                           object_type="api_token", object_id=token_id,
+                           request_id=actor.request_id)
+
+
+async def _issue_token(conn: Conn, user_id: str, name: str) -> tuple[str, str]:
+    token = ids.new_user_token()
+    token_id = ids.new_token_id()
+    await user_rows.insert_token(conn, token_id=token_id, user_id=user_id, name=name,
+                                 prefix=secret_prefix(token), token_hash=hash_secret(token))
+    return token_id, token

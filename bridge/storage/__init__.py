@@ -1,0 +1,1 @@
+"""PostgreSQL storage through psycopg 3: the only package that speaks SQL."""

@@ -1,0 +1,82 @@
+"""model_routes rows <-> domain objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from bridge.domain.models import Algorithm, ModelRoute
+from bridge.storage.db import Conn
+
+_COLUMNS = (
+    "id, model_name, task_group_id, engine, priority, weight, version, algorithm, status,"
+    " created_at, updated_at"
+)
+# Fields a route update may change; anything else is fixed at creation.
+UPDATABLE = ("priority", "weight", "version", "algorithm", "status")
+
+
+def row_to_route(row: DictRow) -> ModelRoute:
+    return ModelRoute(
+        id=row["id"],
+        model_name=row["model_name"],
+        task_group_id=row["task_group_id"],
+        engine=row["engine"],
+        priority=row["priority"],
+        weight=row["weight"],
+        version=row["version"],
+        algorithm=Algorithm(row["algorithm"]) if row["algorithm"] else None,
+        status=row["status"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def insert_route(conn: Conn, r: ModelRoute) -> None:
+    await conn.execute(
+        "INSERT INTO model_routes (id, model_name, task_group_id, engine, priority, weight,"
+        " version, algorithm, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (r.id, r.model_name, r.task_group_id, r.engine, r.priority, r.weight, r.version,
+         r.algorithm.value if r.algorithm else None, r.status),
+    )
+
+
+async def get_route(conn: Conn, route_id: str, *, for_update: bool = False) -> ModelRoute | None:
+    lock = " FOR UPDATE" if for_update else ""
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM model_routes WHERE id = %s{lock}",
+                             (route_id,))
+    row = await cur.fetchone()
+    return row_to_route(row) if row else None
+
+
+async def list_routes(
+    conn: Conn, *, model_name: str | None = None, task_group_id: str | None = None
+) -> list[ModelRoute]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if model_name:
+        clauses.append("model_name = %s")
+        params.append(model_name)
+    if task_group_id:
+        clauses.append("task_group_id = %s")
+        params.append(task_group_id)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM model_routes{where} ORDER BY model_name, priority, version",
+        params,
+    )
+    return [row_to_route(r) for r in await cur.fetchall()]
+
+
+async def update_route(conn: Conn, route_id: str, changes: dict[str, Any]) -> None:
+    assert changes and set(changes) <= set(UPDATABLE), changes
+    sets = ", ".join(f"{column} = %s" for column in changes)
+    await conn.execute(
+        f"UPDATE model_routes SET {sets}, updated_at = now() WHERE id = %s",
+        [*changes.values(), route_id],
+    )
+
+
+async def delete_route(conn: Conn, route_id: str) -> None:
+    await conn.execute("DELETE FROM model_routes WHERE id = %s", (route_id,))

@@ -1,0 +1,1 @@
+"""HeteroFlow gateway: the OpenAI-compatible /v1 proxy. Never imports the bridge."""
