@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, json
+from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bridge.api import api_keys, model_routes, openapi, task_groups, users
 from bridge.api.errors import install_error_handlers
@@ -56,7 +56,7 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
         given = request.headers.get("x-request-id", "")
         request.ctx.request_id = given if _REQUEST_ID.match(given) else new_request_id()
 
-    async def tag_response(request: Request, response: HTTPResponse) -> None:
+    async def tag_response(request: Request, response: BaseHTTPResponse) -> None:
         request_id = getattr(request.ctx, "request_id", None)
         if request_id:
             response.headers["x-request-id"] = request_id

@@ -1,0 +1,120 @@
+"""Shared fixtures: a real embedded PostgreSQL for the session, a fresh migrated database per
+test from a template, and the real bridge app serving HTTP on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from bridge.storage.embedded import EmbeddedPostgres
+from bridge.storage.migrate import apply_migrations
+
+TEMPLATE = "hf_template"
+_counter = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL, pointing at another database."""
+    base, _, query = url.partition("?")
+    head = base.rsplit("/", 1)[0]
+    return f"{head}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    server.start()
+    template_url = with_database(server.admin_url(), TEMPLATE)
+    with psycopg.connect(server.admin_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    asyncio.run(apply_migrations(template_url))
+    yield server
+    server.stop()
+
+
+def fresh_database(pg: EmbeddedPostgres) -> str:
+    """A new database cloned from the migrated template; returns its URL."""
+    name = f"t{next(_counter)}_{socket.gethostname()[:8].lower().replace('-', '_')}"
+    with psycopg.connect(pg.admin_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE)))
+    return with_database(pg.admin_url(), name)
+
+
+@pytest.fixture
+def db_url(pg: EmbeddedPostgres) -> str:
+    return fresh_database(pg)
+
+
+class BridgeUnderTest:
+    """The real bridge app on a loopback port, with helpers to call it."""
+
+    def __init__(self, base_url: str, db_url: str, admin_token: str) -> None:
+        self.base_url = base_url
+        self.db_url = db_url
+        self.admin_token = admin_token
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url + "/api/v1", headers=headers,
+                                 timeout=30)
+
+    def sql(self, query: Any, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="session")
+async def bridge(pg: EmbeddedPostgres) -> AsyncIterator[BridgeUnderTest]:
+    from sanic import Sanic
+
+    from bridge.app import create_app
+    from bridge.services.users import bootstrap_admin
+    from bridge.settings import BridgeSettings
+    from bridge.storage.db import Database
+
+    Sanic.test_mode = True
+    url = fresh_database(pg)
+    db = Database(url)
+    await db.open()
+    token = await bootstrap_admin(db)
+    await db.close()
+    assert token is not None
+    port = free_port()
+    settings = BridgeSettings(home=Path("/nonexistent"), port=port, max_body_bytes=65_536)
+    app = create_app(settings, url, name="bridge_under_test")
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
+                                     access_log=False)
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        yield BridgeUnderTest(f"http://127.0.0.1:{port}", url, token)
+    finally:
+        await server.before_stop()
+        await server.close()
+        await server.after_stop()
+
+
+@pytest.fixture
+async def admin(bridge: BridgeUnderTest) -> AsyncIterator[httpx.AsyncClient]:
+    async with bridge.client(bridge.admin_token) as client:
+        yield client
