@@ -66,8 +66,8 @@ class TestCreate:
         assert stored == [(hashlib.sha256(key.encode()).hexdigest(), key[:11])]
         assert not bridge.sql("SELECT 1 FROM api_keys WHERE key_hash = %s OR key_prefix = %s",
                               (key, key))
-        for path in (f"/task-groups/{g['id']}", "/task-groups", f"/endpoints/{g['endpoint']}/api-keys",
-                     "/audit"):
+        for path in (f"/task-groups/{g['id']}", "/task-groups", "/audit",
+                     f"/endpoints/{g['endpoint']}/api-keys"):
             text = (await admin.get(path)).text
             assert key not in text, path
 
