@@ -18,7 +18,8 @@ async def test_fresh_database_gets_every_migration(pg) -> None:
     empty = with_database(pg.admin_url(), name)
     shipped = [n for _, n, _ in available_migrations()]
     results = await asyncio.gather(*(apply_migrations(empty) for _ in range(4)))
-    assert sorted(name for names in results for name in names) == shipped  # each applied exactly once overall
+    # each migration applied exactly once over all four starters
+    assert sorted(name for names in results for name in names) == shipped
     assert await apply_migrations(empty) == []
     with psycopg.connect(empty) as conn:
         rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version")
