@@ -13,6 +13,10 @@ from sanic.response import BaseHTTPResponse, HTTPResponse, json
 from bridge.api import api_keys, model_routes, openapi, task_groups, users
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
+from bridge.nomad.client import NomadClient
+from bridge.reconciler.loop import Reconciler
+from bridge.reconciler.port import NomadPlacement
+from bridge.services.placement import Placer
 from bridge.settings import BridgeSettings
 from bridge.storage.db import Database
 
@@ -46,9 +50,30 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
         app.ctx.db = Database(database_url, min_size=settings.db_pool_min,
                               max_size=settings.db_pool_max)
         await app.ctx.db.open()
+        nomad = NomadClient(settings) if settings.nomad_addr else None
+        app.ctx.nomad = nomad
+        app.ctx.placer = Placer(app.ctx.db, nomad, settings)
+        app.ctx.placement = None
+        app.ctx.reconciler = None
+        if nomad is not None:
+            app.ctx.reconciler = Reconciler(app.ctx.db, nomad, app.ctx.placer)
+            app.ctx.placement = NomadPlacement(app.ctx.placer, app.ctx.reconciler)
+
+    @app.after_server_start
+    async def start_reconciler(app: Sanic) -> None:  # type: ignore[type-arg]
+        if app.ctx.reconciler is not None:
+            app.ctx.reconciler.start()
+            log.info("placement on Nomad", extra={"nomad": settings.nomad_addr})
+
+    @app.before_server_stop
+    async def stop_reconciler(app: Sanic) -> None:  # type: ignore[type-arg]
+        if app.ctx.reconciler is not None:
+            await app.ctx.reconciler.stop()
 
     @app.after_server_stop
     async def close_db(app: Sanic) -> None:  # type: ignore[type-arg]
+        if app.ctx.nomad is not None:
+            await app.ctx.nomad.close()
         await app.ctx.db.close()
 
     @app.on_request

@@ -15,7 +15,14 @@ machine ``code`` and a message a person can act on; handlers turn it into::
     ├── Conflict (409 conflict)
     │   ├── NameTaken (409 name_taken)
     │   └── InvalidState (409 invalid_state)
-    └── StorageUnavailable (503 storage_unavailable)
+    ├── StorageUnavailable (503 storage_unavailable)
+    └── NomadError (502 nomad_error)
+        ├── NomadUnavailable (503 nomad_unavailable)   transient: retried, then reported
+        ├── NomadRejected (422 nomad_rejected)         Nomad refused the job or request
+        ├── NomadConflict (409 nomad_conflict)         check-and-set lost, or a deployment
+        │                                              blocks scaling
+        ├── NomadForbidden (502 nomad_forbidden)       our Nomad token lacks a capability
+        └── NomadNotFound (404 nomad_not_found)
 """
 
 from __future__ import annotations
@@ -95,3 +102,33 @@ class InvalidState(Conflict):
 class StorageUnavailable(BridgeError):
     status = 503
     code = "storage_unavailable"
+
+
+class NomadError(BridgeError):
+    status = 502
+    code = "nomad_error"
+
+
+class NomadUnavailable(NomadError):
+    status = 503
+    code = "nomad_unavailable"
+
+
+class NomadRejected(NomadError):
+    status = 422
+    code = "nomad_rejected"
+
+
+class NomadConflict(NomadError):
+    status = 409
+    code = "nomad_conflict"
+
+
+class NomadForbidden(NomadError):
+    status = 502
+    code = "nomad_forbidden"
+
+
+class NomadNotFound(NomadError):
+    status = 404
+    code = "nomad_not_found"

@@ -7,9 +7,14 @@ from ``HETEROFLOW_HOME`` rather than stored separately.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Model folders that services may mount when nothing else is configured.
+DEFAULT_MODEL_ROOTS = (Path("/models"), Path("/srv/models"), Path("/data/models"),
+                       Path("/mnt/models"))
 
 
 class BridgeSettings(BaseSettings):
@@ -25,8 +30,53 @@ class BridgeSettings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Where model files may be mounted from (checked by the jobspec renderer).
-    model_roots: tuple[Path, ...] = ()
+    # Where model files may be mounted from (checked before a jobspec is rendered);
+    # HETEROFLOW_MODEL_ROOTS is a comma-separated list of absolute folders.
+    model_roots: Annotated[tuple[Path, ...], NoDecode] = DEFAULT_MODEL_ROOTS
+
+    # Nomad placement: on when NOMAD_ADDR is set; the variables are Nomad's own.
+    nomad_addr: str | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_ADDR", "HETEROFLOW_NOMAD_ADDR"))
+    nomad_token: str | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_TOKEN", "HETEROFLOW_NOMAD_TOKEN"), repr=False)
+    nomad_namespace: str = Field(default="default", validation_alias=AliasChoices(
+        "NOMAD_NAMESPACE", "HETEROFLOW_NOMAD_NAMESPACE"))
+    nomad_region: str | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_REGION", "HETEROFLOW_NOMAD_REGION"))
+    nomad_cacert: Path | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_CACERT", "HETEROFLOW_NOMAD_CACERT"))
+    nomad_client_cert: Path | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_CLIENT_CERT", "HETEROFLOW_NOMAD_CLIENT_CERT"))
+    nomad_client_key: Path | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_CLIENT_KEY", "HETEROFLOW_NOMAD_CLIENT_KEY"))
+    nomad_tls_server_name: str | None = Field(default=None, validation_alias=AliasChoices(
+        "NOMAD_TLS_SERVER_NAME", "HETEROFLOW_NOMAD_TLS_SERVER_NAME"))
+    nomad_skip_verify: bool = Field(default=False, validation_alias=AliasChoices(
+        "NOMAD_SKIP_VERIFY", "HETEROFLOW_NOMAD_SKIP_VERIFY"))
+    # Which Nomad datacenters inference jobs may use (globs allowed).
+    datacenters: Annotated[tuple[str, ...], NoDecode] = ("*",)
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("model_roots")
+    @classmethod
+    def _absolute_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        for root in value:
+            if not root.is_absolute() or root == Path("/"):
+                raise ValueError(f"model root {root} must be an absolute folder other than /")
+        return value
+
+    @field_validator("datacenters", mode="before")
+    @classmethod
+    def _split_dcs(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [d.strip() for d in value.split(",") if d.strip()]
+        return value
 
     @property
     def pgdata(self) -> Path:

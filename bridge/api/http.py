@@ -47,6 +47,7 @@ class Operation:
     query: tuple[QueryParam, ...] = field(default_factory=tuple)
     tag: str = ""
     body_optional: bool = False
+    media: str = "application/json"
 
 
 OPERATIONS: list[Operation] = []
@@ -57,6 +58,7 @@ def operation(
     bp: Blueprint, method: str, path: str, *, summary: str, access: Access = "read",
     body: type[BaseModel] | None = None, response: Any = None, status: int = 200,
     query: tuple[QueryParam, ...] = (), body_optional: bool = False,
+    media: str = "application/json",
 ) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -69,7 +71,8 @@ def operation(
         sanic_path = path.replace("{", "<").replace("}", ">")
         bp.add_route(guarded, sanic_path, methods=[method], name=handler.__name__)
         OPERATIONS.append(Operation(method, path, summary, access, body, response, status,
-                                    query, tag=bp.name, body_optional=body_optional))
+                                    query, tag=bp.name, body_optional=body_optional,
+                                    media=media))
         return guarded
 
     return decorate

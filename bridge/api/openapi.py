@@ -74,7 +74,8 @@ def _operation(op: Operation, components: dict[str, Any], error: dict[str, Any])
     if op.response is None:
         responses[str(op.status)] = {"description": "Done" if op.status == 204 else "OK"}
         if op.status != 204:
-            responses[str(op.status)]["content"] = {"application/json": {"schema": {}}}
+            schema = {"type": "string"} if op.media.startswith("text/") else {}
+            responses[str(op.status)]["content"] = {op.media: {"schema": schema}}
     else:
         responses[str(op.status)] = {
             "description": "OK",

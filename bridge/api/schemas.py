@@ -239,6 +239,9 @@ class TaskOut(Out):
     estimated_gpu_memory_mb: int | None
     created_at: datetime | None
     updated_at: datetime | None
+    address: str | None = Field(description="host:port of the engine once placed")
+    alloc_id: str | None = Field(description="the Nomad allocation running this task")
+    node_name: str | None
 
 
 class TaskGroupOut(Out):
@@ -275,6 +278,7 @@ class TaskGroupOut(Out):
     created_by: str | None
     created_at: datetime | None
     updated_at: datetime | None
+    nomad_job_id: str | None = Field(description="the Nomad job this service became")
     tasks: list[TaskOut]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, json, text
 
 from bridge.api.http import (
     QueryParam,
@@ -32,6 +32,8 @@ from bridge.domain.models import HealthCheck, PortMapping
 from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
 from bridge.services import task_groups as service
+from bridge.services.placement import Placer
+from bridge.services.ports import PlacementPort
 from bridge.storage.task_groups import GroupFilter, TaskFilter
 
 bp = Blueprint("task_groups", url_prefix="/api/v1")
@@ -46,7 +48,7 @@ _PAGE = (QueryParam("limit", "page size, 1-500 (default 50)", "integer"),
 async def create_task_group(request: Request) -> HTTPResponse:
     body = parse_body(request, CreateTaskGroup)
     created = await service.create_task_group(db(request), spec_from_request(body),
-                                              actor(request))
+                                              actor(request), placement(request))
     key = None
     if created.api_key is not None and created.api_key_secret is not None:
         key = NewApiKeyOut(**ApiKeyOut.model_validate(created.api_key).model_dump(),
@@ -83,7 +85,23 @@ async def get_task_group(request: Request, id: str) -> HTTPResponse:
            "service with its tasks, route, endpoint and keys", access="write",
            response=TaskGroupOut)
 async def delete_task_group(request: Request, id: str) -> HTTPResponse:
-    return respond(TaskGroupOut, await service.delete_task_group(db(request), id, actor(request)))
+    group = await service.delete_task_group(db(request), id, actor(request), placement(request))
+    return respond(TaskGroupOut, group)
+
+
+@operation(bp, "GET", "/task-groups/{id}/jobspec", summary="The Nomad job this service "
+           "renders to (HCL2, runnable with `nomad job run`), or with plan=true Nomad's plan",
+           response=None, media="text/plain",
+           query=(QueryParam("plan", "true: answer Nomad's plan for the job (JSON) instead "
+                             "of the HCL"),))
+async def get_jobspec(request: Request, id: str) -> HTTPResponse:
+    placer: Placer = request.app.ctx.placer
+    if str_arg(request, "plan") in ("true", "1"):
+        return json(await placer.plan(id))
+    rendered = await placer.render(id)
+    return text(rendered.hcl, headers={"x-heteroflow-engine": rendered.engine.value,
+                                       "x-heteroflow-vram": rendered.vram_note},
+                content_type="text/plain; charset=utf-8")
 
 
 @operation(bp, "GET", "/tasks", summary="List tasks", response=Page[TaskOut],
@@ -101,6 +119,11 @@ async def list_tasks(request: Request) -> HTTPResponse:
 @operation(bp, "GET", "/tasks/{id}", summary="One task", response=TaskOut)
 async def get_task(request: Request, id: str) -> HTTPResponse:
     return respond(TaskOut, await service.get_task(db(request), id))
+
+
+def placement(request: Request) -> PlacementPort | None:
+    port: PlacementPort | None = request.app.ctx.placement
+    return port
 
 
 def spec_from_request(body: CreateTaskGroup) -> TaskGroupSpec:

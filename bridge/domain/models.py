@@ -105,6 +105,9 @@ class Task:
     estimated_gpu_memory_mb: int | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    address: str | None = None  # host:port of the engine, once placed
+    alloc_id: str | None = None
+    node_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,8 @@ class TaskGroup:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     tasks: list[Task] = field(default_factory=list)
+    nomad_job_id: str | None = None
+    job_modify_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

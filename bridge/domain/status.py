@@ -17,7 +17,7 @@ Task (one container)::
                                           |  +-waking-+
                                           v
                                       stopping -> completed
-    any live state -> failed;  failed -> pending (retry)
+    any live state -> failed;  failed -> pending (retry) or a replacement allocation
 
 An illegal move raises :class:`IllegalTransition` carrying the reason and the moves that
 *are* allowed, so callers can answer 409 with something a person can act on.
@@ -58,32 +58,42 @@ class RollingUpdateState(StrEnum):
 
 
 _G = TaskGroupStatus
+# As for tasks, the group's status is derived from what placement observes, so the table
+# admits a fast start (pending -> running), replicas lost (running -> scheduling) and Nomad
+# rescheduling a failed group (failed -> scheduling/running).
 TASK_GROUP_TRANSITIONS: dict[TaskGroupStatus, frozenset[TaskGroupStatus]] = {
-    _G.PENDING: frozenset({_G.SCHEDULING, _G.FAILED, _G.COMPLETED}),
+    _G.PENDING: frozenset({_G.SCHEDULING, _G.RUNNING, _G.FAILED, _G.COMPLETED}),
     _G.SCHEDULING: frozenset({_G.RUNNING, _G.FAILED, _G.PENDING, _G.COMPLETED}),
     _G.RUNNING: frozenset({_G.SLEEPING, _G.FAILED, _G.COMPLETED, _G.SCHEDULING}),
-    _G.SLEEPING: frozenset({_G.RUNNING, _G.FAILED, _G.COMPLETED}),
+    _G.SLEEPING: frozenset({_G.RUNNING, _G.FAILED, _G.COMPLETED, _G.SCHEDULING}),
     _G.COMPLETED: frozenset({_G.PENDING}),
-    _G.FAILED: frozenset({_G.PENDING}),
+    _G.FAILED: frozenset({_G.PENDING, _G.SCHEDULING, _G.RUNNING}),
 }
 
+# Placement is observed, not commanded, so the table also holds the moves reality makes
+# between two observations: a fast start (pending -> running), a restart in place
+# (running -> starting), a lost node (running -> pending), Nomad rescheduling a failed
+# allocation (failed -> scheduled/starting/running).
 _T = TaskStatus
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    _T.PENDING: frozenset({_T.SCHEDULED, _T.FAILED, _T.COMPLETED}),
-    _T.SCHEDULED: frozenset({_T.STARTING, _T.RUNNING, _T.PENDING, _T.STOPPING, _T.FAILED}),
-    _T.STARTING: frozenset({_T.RUNNING, _T.STOPPING, _T.FAILED}),
-    _T.RUNNING: frozenset({_T.SLEEPING, _T.STOPPING, _T.FAILED, _T.COMPLETED}),
-    _T.SLEEPING: frozenset({_T.WAKING, _T.STOPPING, _T.FAILED}),
-    _T.WAKING: frozenset({_T.RUNNING, _T.SLEEPING, _T.FAILED}),
+    _T.PENDING: frozenset({_T.SCHEDULED, _T.STARTING, _T.RUNNING, _T.FAILED, _T.COMPLETED}),
+    _T.SCHEDULED: frozenset({_T.STARTING, _T.RUNNING, _T.PENDING, _T.STOPPING, _T.FAILED,
+                             _T.COMPLETED}),
+    _T.STARTING: frozenset({_T.RUNNING, _T.PENDING, _T.STOPPING, _T.FAILED, _T.COMPLETED}),
+    _T.RUNNING: frozenset({_T.SLEEPING, _T.STARTING, _T.PENDING, _T.STOPPING, _T.FAILED,
+                           _T.COMPLETED}),
+    _T.SLEEPING: frozenset({_T.WAKING, _T.STOPPING, _T.FAILED, _T.COMPLETED, _T.PENDING}),
+    _T.WAKING: frozenset({_T.RUNNING, _T.SLEEPING, _T.FAILED, _T.STOPPING}),
     _T.STOPPING: frozenset({_T.COMPLETED, _T.FAILED}),
     _T.COMPLETED: frozenset(),
-    _T.FAILED: frozenset({_T.PENDING}),
+    _T.FAILED: frozenset({_T.PENDING, _T.SCHEDULED, _T.STARTING, _T.RUNNING}),
 }
 
 # States in which a task group and everything it owns may be deleted. The seed allows
-# completed/failed; pending is added because nothing of a pending group runs anywhere yet,
-# so deleting it loses nothing and leaves nothing behind.
-DELETABLE_GROUP_STATES = frozenset({_G.PENDING, _G.COMPLETED, _G.FAILED})
+# completed/failed; pending and scheduling are added because nothing of such a group serves
+# yet (a service Nomad cannot place must be deletable), and deleting withdraws whatever
+# placement holds for it first, so nothing is left behind.
+DELETABLE_GROUP_STATES = frozenset({_G.PENDING, _G.SCHEDULING, _G.COMPLETED, _G.FAILED})
 
 
 class IllegalTransition(ValueError):

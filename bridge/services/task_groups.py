@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from bridge.domain import ids
 from bridge.domain.credentials import hash_secret, secret_prefix
-from bridge.domain.engines import engine_from_image
+from bridge.domain.engines import engine_from_image, why_engine_cannot_run
 from bridge.domain.models import (
     CPU_CAPABLE_ENGINES,
     Algorithm,
@@ -27,6 +27,7 @@ from bridge.domain.status import (
 from bridge.domain.topology import Topology, TopologyError, plan_topology
 from bridge.errors import Conflict, InvalidState, NameTaken, NotFound, ValidationFailed
 from bridge.services.context import Actor
+from bridge.services.ports import PlacementPort
 from bridge.storage import api_keys as key_rows
 from bridge.storage import audit
 from bridge.storage import endpoints as endpoint_rows
@@ -45,7 +46,9 @@ class CreatedTaskGroup:
     api_key_secret: str | None  # clear text, returned once, never stored
 
 
-async def create_task_group(db: Database, spec: TaskGroupSpec, actor: Actor) -> CreatedTaskGroup:
+async def create_task_group(
+    db: Database, spec: TaskGroupSpec, actor: Actor, placement: PlacementPort | None = None
+) -> CreatedTaskGroup:
     # 1. validate what the schema cannot see on its own (cross-field rules)
     engine = spec.engine or engine_from_image(spec.image)
     if spec.gpu_required == 0 and engine not in CPU_CAPABLE_ENGINES:
@@ -53,6 +56,12 @@ async def create_task_group(db: Database, spec: TaskGroupSpec, actor: Actor) -> 
             "gpu_required 0 means CPU only, which only llamacpp and transformers can serve",
             details={"field": "gpu_required", "engine": engine.value if engine else None},
         )
+    if engine is not None and spec.gpu_required > 0:
+        reason = why_engine_cannot_run(engine, spec.gpu_type, cpu_only=False)
+        if reason:
+            raise ValidationFailed(reason, details={"field": "engine", "engine": engine.value})
+    if placement is not None:
+        placement.validate(spec)
     # 2. compute the node count (and task count, GPUs per task)
     try:
         topo = plan_topology(spec.parallelism, spec.gpu_required, spec.world_size)
@@ -100,6 +109,8 @@ async def create_task_group(db: Database, spec: TaskGroupSpec, actor: Actor) -> 
     except DuplicateKey as exc:
         raise _conflict(exc, spec) from exc
     assert stored is not None
+    if placement is not None:
+        placement.submit(stored.id)  # placed after commit: a placement outage loses nothing
     return CreatedTaskGroup(stored, route, endpoint, key, secret)
 
 
@@ -131,25 +142,40 @@ async def list_task_groups(
         return await group_rows.list_task_groups(conn, flt, limit=limit, offset=offset)
 
 
-async def delete_task_group(db: Database, group_id: str, actor: Actor) -> TaskGroup:
-    """Delete a group with its tasks, endpoint, routes and keys, in the states that allow it."""
+async def delete_task_group(
+    db: Database, group_id: str, actor: Actor, placement: PlacementPort | None = None
+) -> TaskGroup:
+    """Delete a group with its tasks, endpoint, routes and keys, in the states that allow it.
+
+    What placement runs for it is withdrawn first, outside any transaction; if that fails
+    the rows stay, so nothing is left running without a row that knows about it.
+    """
     async with db.transaction() as conn:
-        group = await group_rows.get_task_group(conn, group_id, for_update=True)
-        if group is None:
-            raise NotFound(f"no task group {group_id}", details={"id": group_id})
-        if group.status not in DELETABLE_GROUP_STATES:
-            allowed = sorted(s.value for s in DELETABLE_GROUP_STATES)
-            raise InvalidState(
-                f"task group {group.name} is {group.status.value}; it can be deleted when "
-                f"{', '.join(allowed)}. Stop its tasks first.",
-                details={"status": group.status.value, "allowed": allowed},
-            )
+        group = await _deletable(conn, group_id)
+    if placement is not None:
+        await placement.withdraw(group)
+    async with db.transaction() as conn:
+        group = await _deletable(conn, group_id, lock=True)
         await group_rows.delete_task_group(conn, group_id)
         await audit.append(
             conn, actor=actor.principal, action="task_group.delete", object_type="task_group",
             object_id=group_id, request_id=actor.request_id,
             details={"name": group.name, "status": group.status.value,
                      "tasks": [t.id for t in group.tasks]},
+        )
+    return group
+
+
+async def _deletable(conn: Conn, group_id: str, *, lock: bool = False) -> TaskGroup:
+    group = await group_rows.get_task_group(conn, group_id, for_update=lock)
+    if group is None:
+        raise NotFound(f"no task group {group_id}", details={"id": group_id})
+    if group.status not in DELETABLE_GROUP_STATES:
+        allowed = sorted(s.value for s in DELETABLE_GROUP_STATES)
+        raise InvalidState(
+            f"task group {group.name} is {group.status.value}; it can be deleted when "
+            f"{', '.join(allowed)}. Stop its tasks first.",
+            details={"status": group.status.value, "allowed": allowed},
         )
     return group
 

@@ -74,3 +74,22 @@ class Database:
         async with self.transaction() as conn:
             cur = await conn.execute(query, params)
             return await cur.fetchall()
+
+
+async def try_leadership(url: str, key: int) -> psycopg.AsyncConnection[Any] | None:
+    """Hold a session advisory lock on a connection of its own: whoever holds it leads.
+
+    The lock lasts as long as the returned connection; closing it (or the process dying)
+    hands leadership to the next bridge replica.
+    """
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StorageUnavailable("the database cannot be reached", details={
+            "reason": str(exc)}) from exc
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+    row = await cur.fetchone()
+    if row and row[0]:
+        return conn
+    await conn.close()
+    return None

@@ -26,11 +26,13 @@ _GROUP_COLUMNS = (
     " min_replicas, max_replicas, auto_scale, endpoint_id, rolling_update_state,"
     " idle_timeout_minutes, timeout_seconds, image, engine, command, model_path, model_name,"
     " gpu_required, gpu_type, ports, qos, estimated_gpu_memory_mb, enable_api, health_check,"
-    " scale_policy, co_schedule, schedule_window, created_by, created_at, updated_at"
+    " scale_policy, co_schedule, schedule_window, created_by, created_at, updated_at,"
+    " nomad_job_id, job_modify_index"
 )
 _TASK_COLUMNS = (
     "id, group_id, rank, status, status_reason, image, gpu_required, gpu_type, gpu_id, node_id,"
-    " model_path, ports, volumes, estimated_gpu_memory_mb, created_at, updated_at"
+    " model_path, ports, volumes, estimated_gpu_memory_mb, created_at, updated_at, address,"
+    " alloc_id, node_name"
 )
 
 
@@ -84,6 +86,9 @@ def row_to_task(row: DictRow) -> Task:
         estimated_gpu_memory_mb=row["estimated_gpu_memory_mb"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        address=row["address"],
+        alloc_id=row["alloc_id"],
+        node_name=row["node_name"],
     )
 
 
@@ -123,6 +128,8 @@ def row_to_task_group(row: DictRow, tasks: list[Task] | None = None) -> TaskGrou
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         tasks=tasks or [],
+        nomad_job_id=row["nomad_job_id"],
+        job_modify_index=row["job_modify_index"],
     )
 
 

@@ -242,7 +242,7 @@ class TestReadAndDelete:
 
     async def test_delete_refused_while_running(self, admin, bridge) -> None:
         g = (await admin.post("/task-groups", json=seed_example())).json()
-        for status in ("scheduling", "running", "sleeping"):
+        for status in ("running", "sleeping"):
             bridge.sql("UPDATE task_groups SET status = %s WHERE id = %s", (status, g["id"]))
             r = await admin.delete(f"/task-groups/{g['id']}")
             assert r.status_code == 409, status
@@ -250,7 +250,7 @@ class TestReadAndDelete:
             assert err["code"] == "invalid_state" and err["details"]["status"] == status
             assert "stop" in err["message"].lower()
         assert (await admin.get(f"/task-groups/{g['id']}")).status_code == 200
-        for status in ("completed", "failed"):
+        for status in ("scheduling", "completed", "failed"):
             g2 = (await admin.post("/task-groups", json=seed_example())).json()
             bridge.sql("UPDATE task_groups SET status = %s WHERE id = %s", (status, g2["id"]))
             assert (await admin.delete(f"/task-groups/{g2['id']}")).status_code == 200

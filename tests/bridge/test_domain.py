@@ -82,9 +82,9 @@ class TestTaskGroupMachine:
                 assert src.value in str(info.value) and dst.value in str(info.value)
                 assert info.value.allowed == sorted(TASK_GROUP_TRANSITIONS[src])
 
-    def test_pending_cannot_jump_to_running(self) -> None:
-        with pytest.raises(IllegalTransition, match="allowed from here"):
-            transition_task_group(TaskGroupStatus.PENDING, TaskGroupStatus.RUNNING)
+    def test_completed_group_must_be_placed_again_first(self) -> None:
+        with pytest.raises(IllegalTransition, match="allowed from here: pending"):
+            transition_task_group(TaskGroupStatus.COMPLETED, TaskGroupStatus.RUNNING)
 
 
 class TestTaskMachine:
@@ -103,9 +103,13 @@ class TestTaskMachine:
             with pytest.raises(IllegalTransition, match="completed is final"):
                 transition_task(TaskStatus.COMPLETED, dst)
 
-    def test_only_failed_tasks_retry(self) -> None:
-        sources = {s for s, targets in TASK_TRANSITIONS.items() if TaskStatus.PENDING in targets}
-        assert sources == {TaskStatus.FAILED, TaskStatus.SCHEDULED}
+    def test_failed_task_is_retried_or_replaced(self) -> None:
+        assert TaskStatus.PENDING in TASK_TRANSITIONS[TaskStatus.FAILED]  # retry
+        assert TaskStatus.RUNNING in TASK_TRANSITIONS[TaskStatus.FAILED]  # Nomad rescheduled
+        assert TaskStatus.SLEEPING not in TASK_TRANSITIONS[TaskStatus.FAILED]
+
+    def test_stopping_only_ends(self) -> None:
+        assert TASK_TRANSITIONS[TaskStatus.STOPPING] == {TaskStatus.COMPLETED, TaskStatus.FAILED}
 
     def test_every_pair_is_decided_by_the_table(self) -> None:
         for src, dst in itertools.product(TaskStatus, TaskStatus):

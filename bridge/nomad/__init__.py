@@ -1,0 +1,1 @@
+"""Adapters to Nomad: jobspec rendering, the HTTP client, and reading allocations back."""

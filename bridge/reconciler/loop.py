@@ -1,0 +1,217 @@
+"""The reconcile loop: resync, then follow Nomad's event stream; registrations on the side.
+
+* resync: every group from the database, every ``hf-`` job and allocation from Nomad,
+  decide(full=True) (orphan jobs are purged), apply. Run at start, after the event stream
+  breaks or ends (a gap is possible then), and every ``resync_seconds`` as a safety net.
+* follow: the event stream from the resync's index; each batch of events names jobs, which
+  are re-read and decided alone.
+* registration worker: groups that need a job (new, or Nomad was down, or the job vanished)
+  are queued; a transient Nomad failure re-queues them with backoff, so nothing is lost.
+
+Only one bridge replica reconciles at a time (a PostgreSQL advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from bridge.errors import BridgeError, NomadUnavailable
+from bridge.nomad.allocations import parse_alloc
+from bridge.nomad.client import NomadClient
+from bridge.nomad.explain import explain_evaluations
+from bridge.reconciler.apply import apply_changes, load_groups
+from bridge.reconciler.plan import GroupRow, JobView, Plan, decide
+from bridge.services.placement import Placer
+from bridge.storage.db import Database, try_leadership
+
+log = logging.getLogger(__name__)
+LEADER_KEY = 0x4846_5245  # "HFRE"
+JOB_PREFIX = "hf-"
+TOPICS = ["Allocation", "Evaluation", "Job", "Deployment"]
+
+
+class Reconciler:
+    def __init__(
+        self, db: Database, nomad: NomadClient, placer: Placer, *,
+        resync_seconds: float = 60.0, debounce_seconds: float = 0.05,
+    ) -> None:
+        self.db = db
+        self.nomad = nomad
+        self.placer = placer
+        self.resync_seconds = resync_seconds
+        self.debounce = debounce_seconds
+        self._register: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.resyncs = 0  # how many full resyncs ran (for tests and metrics)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name="reconciler"),
+                       asyncio.create_task(self._registrations(), name="registrations")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    def request_registration(self, group_id: str) -> None:
+        """Ask for a group's job to be registered soon (called after a create commits)."""
+        if group_id not in self._queued:
+            self._queued.add(group_id)
+            self._register.put_nowait(group_id)
+
+    # ------------------------------------------------------------------ main loop
+
+    async def _run(self) -> None:
+        backoff = 1.0
+        while True:
+            lock = await try_leadership(self.db.url, LEADER_KEY)
+            if lock is None:
+                await asyncio.sleep(5)  # another bridge replica reconciles
+                continue
+            try:
+                while True:
+                    index = await self.resync()
+                    await self._follow(index)
+                    backoff = 1.0
+            except (BridgeError, OSError) as exc:
+                log.warning("reconcile interrupted; resyncing", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                await lock.close()
+
+    async def resync(self) -> int:
+        """One full pass; returns the Nomad index to follow events from."""
+        groups = await load_groups(self.db)
+        listed = await self.nomad.jobs(JOB_PREFIX)
+        allocs = await self.nomad.allocations()
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for alloc in allocs.value:
+            by_job.setdefault(alloc.get("JobID", ""), []).append(alloc)
+        stubs = {j["ID"]: j for j in listed.value if j["ID"].startswith(JOB_PREFIX)}
+        views: dict[str, JobView] = {}
+        for job_id, stub in stubs.items():
+            view = await self._view(job_id, stub, by_job.get(job_id, []), groups)
+            if view is not None:
+                views[job_id] = view
+        plan = decide(groups, views, full=True)
+        await self._apply(plan)
+        self.resyncs += 1
+        return max(listed.index, allocs.index)
+
+    async def refresh(self, job_ids: Iterable[str]) -> Plan:
+        """Re-read some jobs and decide for their groups alone."""
+        ids = sorted(set(job_ids))
+        groups = await load_groups(self.db, job_ids=ids)
+        views: dict[str, JobView] = {}
+        for job_id in ids:
+            stub = await self.nomad.job(job_id)
+            if stub is None:
+                continue
+            view = await self._view(job_id, stub, await self.nomad.allocations_of(job_id),
+                                    groups)
+            if view is not None:
+                views[job_id] = view
+        plan = decide(groups, views, full=False)
+        await self._apply(plan)
+        return plan
+
+    async def _follow(self, index: int) -> None:
+        started = time.monotonic()
+        pending: set[str] = set()
+        deadline: float | None = None
+        stream = self.nomad.events(index=index + 1, topics=TOPICS)
+        try:
+            while time.monotonic() - started < self.resync_seconds:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    frame = await asyncio.wait_for(anext(stream), timeout=timeout)
+                except TimeoutError:
+                    await self.refresh(pending)
+                    pending, deadline = set(), None
+                    continue
+                except StopAsyncIteration:
+                    break  # Nomad closed the stream: events may have been missed
+                pending |= _jobs_named(frame)
+                if pending and deadline is None:
+                    deadline = time.monotonic() + self.debounce
+        finally:
+            await stream.aclose()
+        if pending:
+            await self.refresh(pending)
+
+    async def _view(
+        self, job_id: str, stub: dict[str, Any], allocs: list[dict[str, Any]],
+        groups: list[GroupRow],
+    ) -> JobView | None:
+        meta = stub.get("Meta") or {}
+        owner = meta.get("hf_task_group_id")
+        if owner is None and not any(g.job_id == job_id for g in groups):
+            full = await self.nomad.job(job_id)  # list stubs may lack Meta
+            owner = ((full or {}).get("Meta") or {}).get("hf_task_group_id")
+            if owner is None:
+                return None  # an hf- job HeteroFlow did not make: leave it alone
+        parsed = [a for a in (parse_alloc(x) for x in allocs) if a is not None]
+        stopped = bool(stub.get("Stop")) or stub.get("Status") == "dead"
+        why = None
+        group = next((g for g in groups if g.job_id == job_id), None)
+        if group is not None and not stopped:
+            placed = {a.index for a in parsed if a.live}
+            if {t.rank for t in group.tasks} - placed:
+                why = explain_evaluations(await self.nomad.job_evaluations(job_id))
+        return JobView(job_id=job_id, group_id=owner, stopped=stopped, allocs=tuple(parsed),
+                       why_pending=why)
+
+    async def _apply(self, plan: Plan) -> None:
+        await apply_changes(self.db, plan)
+        for group_id in plan.register:
+            self.request_registration(group_id)
+        for job_id in plan.purge:
+            log.warning("purging orphan job", extra={"job": job_id})
+            try:
+                await self.placer.purge(job_id)
+            except BridgeError as exc:
+                log.warning("purge failed", extra={"job": job_id, "error": str(exc)})
+
+    # ------------------------------------------------------------------ registrations
+
+    async def _registrations(self) -> None:
+        delays: dict[str, float] = {}
+        while True:
+            group_id = await self._register.get()
+            self._queued.discard(group_id)
+            try:
+                await self.placer.place(group_id)
+                delays.pop(group_id, None)
+            except NomadUnavailable:
+                delay = min(delays.get(group_id, 0.5) * 2, 30.0)
+                delays[group_id] = delay
+                asyncio.get_running_loop().call_later(delay, self.request_registration,
+                                                      group_id)
+            except BridgeError as exc:
+                log.warning("registration failed", extra={"task_group_id": group_id,
+                                                          "error": str(exc)})
+
+
+def _jobs_named(frame: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for event in frame.get("Events") or []:
+        payload = event.get("Payload") or {}
+        for obj in payload.values():
+            if isinstance(obj, dict):
+                job_id = obj.get("JobID") or (obj.get("ID") if event.get("Topic") == "Job"
+                                              else None)
+                if isinstance(job_id, str) and job_id.startswith(JOB_PREFIX):
+                    found.add(job_id)
+    return found

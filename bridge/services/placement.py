@@ -1,0 +1,227 @@
+"""The Placer: turns a stored TaskGroup into a Nomad job, registers it, purges it.
+
+Decisions made here, before Nomad places (each with its reason):
+vendor (the requested GPU type, else NVIDIA when the engine runs there, since only NVIDIA
+has a Nomad device plugin), engine (the requested one, else the vendor's chain, skipping
+engines no candidate node can run), VRAM per GPU, and the model mount.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from bridge.domain.engines import (
+    ENGINES,
+    LaunchInput,
+    build_launch,
+    choose_engine,
+    parse_cc,
+    why_engine_cannot_run,
+)
+from bridge.domain.models import Engine, GpuVendor, TaskGroup
+from bridge.domain.status import TaskGroupStatus
+from bridge.errors import (
+    NomadConflict,
+    NomadRejected,
+    NomadUnavailable,
+    NotFound,
+    ValidationFailed,
+)
+from bridge.nomad.client import NomadClient
+from bridge.nomad.jobspec import Mount, Placement, build_context, job_id_for, render
+from bridge.services.model_paths import check_model_path
+from bridge.settings import BridgeSettings
+from bridge.storage import placement as rows
+from bridge.storage import task_groups as group_rows
+from bridge.storage.db import Database
+
+log = logging.getLogger(__name__)
+MODEL_DIR = "/model"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    group: TaskGroup
+    hcl: str
+    engine: Engine
+    vram_note: str
+
+
+class NodeInventory:
+    """Nomad's nodes, cached briefly: which vendors and compute capabilities exist."""
+
+    def __init__(self, nomad: NomadClient | None, ttl_seconds: float = 30.0) -> None:
+        self._nomad = nomad
+        self._ttl = ttl_seconds
+        self._at = -math.inf
+        self._nodes: list[dict[str, Any]] = []
+
+    async def capabilities(self, vendor: GpuVendor) -> list[tuple[int, int] | None]:
+        if self._nomad is None:
+            return []  # no cluster to look at: the chain's first engine
+        if time.monotonic() - self._at > self._ttl:
+            self._nodes = await self._nomad.nodes()
+            self._at = time.monotonic()
+        found = []
+        for node in self._nodes:
+            meta = node.get("Meta") or {}
+            if meta.get("heteroflow.gpu.vendor") == vendor.value:
+                found.append(parse_cc(meta.get("heteroflow.gpu.cc")))
+        return found
+
+
+class Placer:
+    def __init__(
+        self, db: Database, nomad: NomadClient | None, settings: BridgeSettings
+    ) -> None:
+        self.db = db
+        self.nomad = nomad
+        self.settings = settings
+        self.inventory = NodeInventory(nomad)
+
+    async def render(self, group_id: str) -> Rendered:
+        async with self.db.transaction() as conn:
+            group = await group_rows.get_task_group(conn, group_id)
+            if group is None:
+                raise NotFound(f"no task group {group_id}", details={"id": group_id})
+            version = await rows.route_version(conn, group_id)
+        check_model_path(group.model_path, self.settings.model_roots)
+        placement, engine = await self._decide(group)
+        context = build_context(
+            group, placement, version=version, namespace=self.settings.nomad_namespace,
+            region=self.settings.nomad_region, datacenters=self.settings.datacenters,
+            count=len(group.tasks),
+        )
+        return Rendered(group, render(context), engine, placement.vram_note)
+
+    @property
+    def cluster(self) -> NomadClient:
+        if self.nomad is None:
+            raise NomadUnavailable("no Nomad cluster is configured (set NOMAD_ADDR)")
+        return self.nomad
+
+    async def plan(self, group_id: str) -> dict[str, Any]:
+        rendered = await self.render(group_id)
+        job = await self.cluster.parse(rendered.hcl)
+        return await self.cluster.plan(job)
+
+    async def place(self, group_id: str) -> None:
+        """Register the group's job (check-and-set) and record it; failures become reasons."""
+        try:
+            rendered = await self.render(group_id)
+        except ValidationFailed as exc:
+            await self._fail(group_id, exc.message)
+            return
+        group = rendered.group
+        try:
+            job = await self.cluster.parse(rendered.hcl)
+            result = await self.cluster.register(job, modify_index=group.job_modify_index)
+            index = int(result.get("JobModifyIndex") or 0)
+        except NomadUnavailable as exc:
+            await self._note(group_id, f"Nomad is unreachable ({exc.message}); "
+                                       "registration is retried")
+            raise
+        except NomadRejected as exc:
+            await self._fail(group_id, f"Nomad refused the job: {exc.details.get('nomad_message')}")
+            return
+        except NomadConflict:
+            adopted = await self._adopt(group)
+            if adopted is None:
+                return
+            index = adopted
+        async with self.db.transaction() as conn:
+            await rows.record_registration(conn, group_id, job_id=job_id_for(group),
+                                           modify_index=index, engine=rendered.engine.value)
+        log.info("job registered", extra={"task_group_id": group_id, "job": job_id_for(group),
+                                          "engine": rendered.engine.value})
+
+    async def purge(self, job_id: str) -> None:
+        await self.cluster.deregister(job_id, purge=True)
+
+    async def _adopt(self, group: TaskGroup) -> int | None:
+        """Check-and-set said the job exists: ours (a registration whose answer we lost) is
+        adopted; someone else's job of the same ID is a conflict an operator must solve."""
+        existing = await self.cluster.job(job_id_for(group))
+        if existing and (existing.get("Meta") or {}).get("hf_task_group_id") == group.id:
+            return int(existing.get("JobModifyIndex") or 0)
+        if existing is None:
+            return None  # gone meanwhile; the reconciler registers it again
+        await self._fail(group.id, f"a Nomad job named {job_id_for(group)} already exists and "
+                                   "HeteroFlow does not manage it; rename the service or remove "
+                                   "that job")
+        return None
+
+    async def _decide(self, group: TaskGroup) -> tuple[Placement, Engine]:
+        cpu_only = group.gpu_required == 0
+        requested = group.engine
+        vendor: GpuVendor | None = None
+        if not cpu_only:
+            vendor = group.gpu_type or _default_vendor(requested)
+        if requested is None:
+            if vendor is None:
+                requested = Engine.LLAMACPP
+                note = "llamacpp: CPU only"
+            else:
+                requested, note = choose_engine(vendor, await self.inventory.capabilities(vendor))
+            log.info("engine chosen", extra={"task_group_id": group.id, "why": note})
+        reason = why_engine_cannot_run(requested, vendor, cpu_only=cpu_only)
+        if reason:
+            raise ValidationFailed(reason, details={"field": "engine"})
+        spec = ENGINES[requested]
+        gpus = group.gpu_required
+        per_gpu, note = _vram(group, gpus)
+        model_in, mount = _mount(group.model_path)
+        launch = build_launch(requested, LaunchInput(
+            model_path=model_in, served_name=group.model_name, port=group.ports[0].container,
+            gpus=max(1, gpus), sleep=group.idle_timeout_minutes > 0 and spec.sleep_api is not None,
+            cpu_only=cpu_only), group.command)
+        placement = Placement(
+            launch=launch, vendor=vendor, gpus_per_task=max(1, gpus), vram_per_gpu_mb=per_gpu,
+            vram_note=note, engine=requested.value, model_in_container=model_in,
+            model_mount=mount,
+            min_compute_capability=spec.min_compute_capability if vendor is GpuVendor.NVIDIA
+            else None,
+        )
+        return placement, requested
+
+    async def _note(self, group_id: str, reason: str) -> None:
+        async with self.db.transaction() as conn:
+            await rows.set_group_reason(conn, group_id, reason)
+
+    async def _fail(self, group_id: str, reason: str) -> None:
+        log.warning("placement refused", extra={"task_group_id": group_id, "reason": reason})
+        async with self.db.transaction() as conn:
+            await rows.set_group_reason(conn, group_id, reason, status=TaskGroupStatus.FAILED)
+
+
+def _default_vendor(engine: Engine | None) -> GpuVendor:
+    if engine is None or GpuVendor.NVIDIA in ENGINES[engine].vendors:
+        return GpuVendor.NVIDIA
+    return sorted(ENGINES[engine].vendors)[0]
+
+
+def _vram(group: TaskGroup, gpus: int) -> tuple[int | None, str]:
+    if not gpus:
+        return None, "CPU only: no GPU memory needed"
+    total = group.estimated_gpu_memory_mb
+    if total is None:
+        return None, ("no VRAM filter: the model files are not readable here and no "
+                      "estimated_gpu_memory_mb was given")
+    per_gpu = math.ceil(total / gpus)
+    split = f" split over {gpus} GPUs" if gpus > 1 else ""
+    return per_gpu, f"{total} MiB from estimated_gpu_memory_mb{split} = {per_gpu} MiB per GPU"
+
+
+def _mount(model_path: str) -> tuple[str, Mount]:
+    """A GGUF file is mounted as /model/<file>; a model folder as /model."""
+    pure = PurePosixPath(model_path)
+    if pure.suffix.lower() == ".gguf":
+        target = f"{MODEL_DIR}/{pure.name}"
+        return target, Mount(source=model_path, target=target)
+    return MODEL_DIR, Mount(source=model_path, target=MODEL_DIR)
+

@@ -1,0 +1,86 @@
+"""Rows the reconciler and the placer read and write (guarded, short writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from bridge.domain.status import TaskGroupStatus
+from bridge.storage.db import Conn
+
+_GROUP_SQL = (
+    "SELECT g.id, g.name, g.status, g.status_reason, g.nomad_job_id, g.current_replicas,"
+    " t.id AS task_id, t.rank, t.status AS task_status, t.status_reason AS task_reason,"
+    " t.node_id, t.node_name, t.alloc_id, t.address, t.gpu_id"
+    " FROM task_groups g LEFT JOIN tasks t ON t.group_id = g.id"
+)
+
+
+async def load_group_rows(
+    conn: Conn, *, job_ids: Iterable[str] | None = None, group_ids: Iterable[str] | None = None
+) -> list[DictRow]:
+    """One row per (group, task), for all groups or those of some jobs / ids."""
+    where, params = "", []
+    if job_ids is not None:
+        where, params = " WHERE g.nomad_job_id = ANY(%s)", [list(job_ids)]
+    elif group_ids is not None:
+        where, params = " WHERE g.id = ANY(%s)", [list(group_ids)]
+    cur = await conn.execute(_GROUP_SQL + where + " ORDER BY g.id, t.rank", params)
+    return await cur.fetchall()
+
+
+async def update_task_if(conn: Conn, task_id: str, expected: str, **values: Any) -> bool:
+    """Write placement facts of one task if it still has the status the caller saw."""
+    sets = ", ".join(f"{k} = %s" for k in values)
+    cur = await conn.execute(
+        f"UPDATE tasks SET {sets}, updated_at = now() WHERE id = %s AND status = %s",
+        [*values.values(), task_id, expected],
+    )
+    return cur.rowcount == 1
+
+
+async def update_group_if(conn: Conn, group_id: str, expected: str, **values: Any) -> bool:
+    sets = ", ".join(f"{k} = %s" for k in values)
+    cur = await conn.execute(
+        f"UPDATE task_groups SET {sets}, updated_at = now() WHERE id = %s AND status = %s",
+        [*values.values(), group_id, expected],
+    )
+    return cur.rowcount == 1
+
+
+async def record_registration(
+    conn: Conn, group_id: str, *, job_id: str, modify_index: int, engine: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE task_groups SET nomad_job_id = %s, job_modify_index = %s,"
+        " engine = COALESCE(engine, %s), status = CASE WHEN status = 'pending'"
+        " THEN 'scheduling' ELSE status END, status_reason = 'registered with Nomad;"
+        " waiting for placement', updated_at = now() WHERE id = %s",
+        (job_id, modify_index, engine, group_id),
+    )
+    if engine:
+        await conn.execute("UPDATE model_routes SET engine = COALESCE(engine, %s)"
+                           " WHERE task_group_id = %s", (engine, group_id))
+
+
+async def set_group_reason(
+    conn: Conn, group_id: str, reason: str, *, status: TaskGroupStatus | None = None
+) -> None:
+    if status is None:
+        await conn.execute("UPDATE task_groups SET status_reason = %s, updated_at = now()"
+                           " WHERE id = %s", (reason, group_id))
+        return
+    await conn.execute("UPDATE task_groups SET status_reason = %s, status = %s,"
+                       " updated_at = now() WHERE id = %s", (reason, status.value, group_id))
+    await conn.execute("UPDATE tasks SET status_reason = %s, updated_at = now()"
+                       " WHERE group_id = %s AND status = 'pending'", (reason, group_id))
+
+
+async def route_version(conn: Conn, group_id: str) -> str:
+    cur = await conn.execute(
+        "SELECT version FROM model_routes WHERE task_group_id = %s"
+        " ORDER BY (status = 'active') DESC, priority, created_at LIMIT 1", (group_id,))
+    row = await cur.fetchone()
+    return str(row["version"]) if row else "v1"
