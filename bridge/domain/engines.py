@@ -164,8 +164,10 @@ _GPU3 = frozenset({GpuVendor.NVIDIA, GpuVendor.AMD, GpuVendor.HYGON})
 ENGINES: dict[Engine, EngineSpec] = {
     Engine.VLLM: EngineSpec(Engine.VLLM, _GPU3, False, "vllm/vllm-openai:latest", _vllm,
                             min_compute_capability=(7, 5), sleep_api="vllm"),
+    # SGLang refuses GPUs below sm75 and its current kernels need sm80 (sm75 was deprecated
+    # in 0.5; T4s crash with "no kernel image"), so it asks for 8.0.
     Engine.SGLANG: EngineSpec(Engine.SGLANG, _GPU3, False, "lmsysorg/sglang:latest", _sglang,
-                              sleep_api="sglang"),
+                              min_compute_capability=(8, 0), sleep_api="sglang"),
     Engine.LLAMACPP: EngineSpec(Engine.LLAMACPP, _GPU3 | {GpuVendor.BIREN}, True,
                                 "ghcr.io/ggml-org/llama.cpp:server", _llamacpp),
     Engine.MINDIE: EngineSpec(Engine.MINDIE, frozenset({GpuVendor.ASCEND}), False,

@@ -6,6 +6,7 @@ open a block, or smuggle a Nomad/HCL template sequence (``${...}``, ``%{...}``) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -33,6 +34,22 @@ def hcl_interpolated(value: str) -> str:
     """
     assert '"' not in value and "\\" not in value and "\n" not in value, value
     return f'"{value}"'
+
+
+_TARGET = re.compile(r"^\$\{(meta|attr|node|device)\.[A-Za-z0-9_.-]+\}$")
+
+
+def hcl_target(value: str) -> str:
+    """A constraint/affinity target such as ``${meta.heteroflow.gpu.cc}``, kept as Nomad's
+    interpolation (it is checked against a strict pattern first)."""
+    if not _TARGET.match(value):
+        raise ValueError(f"not a Nomad constraint target: {value!r}")
+    return f'"{value}"'
+
+
+def hcl_comment(value: object) -> str:
+    """Text for a ``#`` comment: one line, whatever it contains."""
+    return " ".join(str(value).split())
 
 
 def hcl_list(values: Iterable[object]) -> str:

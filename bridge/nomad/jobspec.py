@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bridge.domain.engines import Launch
 from bridge.domain.models import GpuVendor, QoS, TaskGroup
-from bridge.nomad.hcl import hcl_heredoc_safe, hcl_list, hcl_string
+from bridge.nomad.hcl import hcl_comment, hcl_heredoc_safe, hcl_list, hcl_string, hcl_target
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -107,7 +107,7 @@ class JobspecContext(_Frozen):
     files: tuple[File, ...]
     mounts: tuple[Mount, ...]
     vendor: GpuVendor | None
-    device_files: tuple[Annotated[str, Field(pattern=r"^/dev/[A-Za-z0-9_/-]+\*?$")], ...]
+    device_files: tuple[Annotated[str, Field(pattern=r"^/dev/[A-Za-z0-9_./-]+$")], ...]
     device: DeviceRequest | None
     vram_note: str
     cpu_mhz: Annotated[int, Field(ge=100)]
@@ -224,4 +224,6 @@ def _environment() -> jinja2.Environment:
     env.filters["s"] = hcl_string
     env.filters["l"] = hcl_list
     env.filters["heredoc"] = hcl_heredoc_safe
+    env.filters["target"] = hcl_target
+    env.filters["comment"] = hcl_comment
     return env
