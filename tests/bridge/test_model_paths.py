@@ -29,7 +29,7 @@ def test_inside_a_root_is_fine(roots) -> None:
                                   "relative/x", "/dev/nvidia0", "/proc/1/root"])
 def test_outside_roots(roots, path) -> None:
     with pytest.raises(ValidationFailed) as info:
-        check_model_path(path, roots + (Path("/models"),))
+        check_model_path(path, (*roots, Path("/models")))
     assert info.value.details["field"] == "model_path"
 
 
