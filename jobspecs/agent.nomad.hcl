@@ -1,0 +1,71 @@
+# The HeteroFlow node agent on every client node: GPU detection, model scanning, sleep/wake
+# of engines, and the node metadata that inference jobs constrain on.
+#   nomad job run -var bridge_url=http://bridge.service.consul:3333 jobspecs/agent.nomad.hcl
+# The agent's node token is read from Nomad Variables (nomad/jobs/heteroflow-agent), never
+# written into the job.
+
+variable "bridge_url" {
+  type    = string
+  default = "http://heteroflow-bridge.service.consul:3333"
+}
+
+variable "image" {
+  type    = string
+  default = "ghcr.io/heteroflow/heteroflow:latest"
+}
+
+job "heteroflow-agent" {
+  type     = "system"
+  priority = 90
+
+  group "agent" {
+    network {
+      port "agent" {
+        static = 3334 # the bridge calls the agent here for sleep/wake
+      }
+    }
+
+    task "agent" {
+      driver = "docker"
+
+      config {
+        image        = var.image
+        args         = ["agent", "--listen", "0.0.0.0:3334"]
+        ports        = ["agent"]
+        # NVML and the vendors' tools need to see the devices; sleep/wake talks to engines
+        # on this host's ports.
+        network_mode = "host"
+        privileged   = true
+
+        mount {
+          type     = "bind"
+          source   = "/models"
+          target   = "/models"
+          readonly = true
+        }
+      }
+
+      env {
+        HETEROFLOW_BRIDGE_URL  = var.bridge_url
+        HETEROFLOW_MODEL_ROOTS = "/models"
+        NOMAD_ADDR             = "http://${attr.unique.network.ip-address}:4646"
+      }
+
+      template {
+        destination = "secrets/agent.env"
+        env         = true
+        data        = <<-EOT
+          {{- with nomadVar "nomad/jobs/heteroflow-agent" -}}
+          HETEROFLOW_NODE_TOKEN={{ .node_token }}
+          NOMAD_TOKEN={{ .nomad_token }}
+          {{- end }}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}

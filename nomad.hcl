@@ -1,0 +1,63 @@
+# A single-machine Nomad agent (server + client) for trying HeteroFlow's Nomad placement on
+# a GPU workstation:   nomad agent -config nomad.hcl
+# Then run the bridge with NOMAD_ADDR=http://127.0.0.1:4646 (and CONSUL_HTTP_ADDR for the
+# gateway's pool), and the node agent as a system job (jobspecs/agent.nomad.hcl).
+# For a real cluster, split this into server and client configs; the client parts below
+# (docker plugin, NVIDIA device plugin, model folders) are what every GPU node needs.
+
+datacenter = "dc1"
+data_dir   = "/opt/nomad/data"
+bind_addr  = "0.0.0.0"
+plugin_dir = "/opt/nomad/plugins" # holds the nomad-device-nvidia binary
+
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+
+client {
+  enabled = true
+
+  # Placement constrains on node metadata (heteroflow.gpu.vendor, .count, .memory_mb, .cc,
+  # heteroflow.engines, heteroflow.models) that the HeteroFlow agent publishes as dynamic
+  # node metadata (POST /v1/client/metadata) once it has looked at the GPUs and models.
+
+  # Model files live here on every GPU node; HETEROFLOW_MODEL_ROOTS must name the same folders.
+  host_volume "models" {
+    path      = "/models"
+    read_only = true
+  }
+}
+
+# The model folders are bind-mounted read-only, and GPU containers use the nvidia runtime
+# (the docker driver switches to it when NVIDIA_VISIBLE_DEVICES is set by the device plugin).
+plugin "docker" {
+  config {
+    allow_runtimes = ["runc", "nvidia"]
+
+    volumes {
+      enabled = true
+    }
+
+    # vLLM and SGLang with tensor parallelism want a large /dev/shm; shm_size needs nothing
+    # extra, but NCCL over IPC would need: allowed_modes { ipc = ["private", "host"] }
+  }
+}
+
+plugin "nomad-device-nvidia" {
+  config {
+    enabled            = true
+    fingerprint_period = "1m"
+  }
+}
+
+# Services register in the local Consul agent; the gateway's pool follows their checks.
+consul {
+  address = "127.0.0.1:8500"
+}
+
+telemetry {
+  publish_allocation_metrics = true
+  publish_node_metrics       = true
+  prometheus_metrics         = true
+}
