@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from importlib.metadata import PackageNotFoundError, version
@@ -10,12 +11,15 @@ from types import SimpleNamespace
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
-from bridge.api import api_keys, model_routes, openapi, task_groups, users
+from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, users
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
+from bridge.crypto import SecretBox, load_or_create_key
+from bridge.errors import BridgeError
 from bridge.nomad.client import NomadClient
 from bridge.reconciler.loop import Reconciler
 from bridge.reconciler.port import NomadPlacement
+from bridge.services.nodes import mark_offline_nodes
 from bridge.services.placement import Placer
 from bridge.settings import BridgeSettings
 from bridge.storage.db import Database
@@ -31,6 +35,16 @@ def package_version() -> str:
         return "0.0.0+local"
 
 
+async def _watch_offline_nodes(db: Database, after_seconds: int) -> None:
+    """Mark nodes offline once they miss heartbeats; checked several times per window."""
+    while True:
+        await asyncio.sleep(max(1.0, after_seconds / 6))
+        try:
+            await mark_offline_nodes(db, after_seconds)
+        except BridgeError as exc:
+            log.warning("offline check failed", extra={"error": str(exc)})
+
+
 def create_app(settings: BridgeSettings, database_url: str, *, name: str = "heteroflow") -> Sanic:  # type: ignore[type-arg]
     """The bridge app; it opens its own pool on ``database_url`` when the server starts."""
     app: Sanic = Sanic(name, configure_logging=False, ctx=SimpleNamespace())  # type: ignore[type-arg]
@@ -41,7 +55,8 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.ctx.settings = settings
     app.ctx.version = package_version()
     app.ctx.database_url = database_url
-    for module in (task_groups, model_routes, api_keys, users, openapi):
+    app.ctx.secrets = SecretBox(load_or_create_key(settings.secret_key, settings.secret_key_file))
+    for module in (task_groups, model_routes, api_keys, users, nodes, openapi):
         app.blueprint(module.bp)
     install_error_handlers(app)
 
@@ -61,12 +76,15 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
 
     @app.after_server_start
     async def start_reconciler(app: Sanic) -> None:  # type: ignore[type-arg]
+        app.ctx.offline_watch = asyncio.create_task(
+            _watch_offline_nodes(app.ctx.db, settings.node_offline_seconds))
         if app.ctx.reconciler is not None:
             app.ctx.reconciler.start()
             log.info("placement on Nomad", extra={"nomad": settings.nomad_addr})
 
     @app.before_server_stop
     async def stop_reconciler(app: Sanic) -> None:  # type: ignore[type-arg]
+        app.ctx.offline_watch.cancel()
         if app.ctx.reconciler is not None:
             await app.ctx.reconciler.stop()
 

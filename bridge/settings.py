@@ -78,6 +78,15 @@ class BridgeSettings(BaseSettings):
             value = [d.strip() for d in value.split(",") if d.strip()]
         return value
 
+    # Fernet key for secrets the bridge reads back; default: HETEROFLOW_HOME/secret-key.
+    secret_key: str | None = Field(default=None, repr=False)
+    # A node is offline after this long without a heartbeat (agents beat every 30 s).
+    node_offline_seconds: int = Field(default=90, ge=5)
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret-key"
+
     @property
     def pgdata(self) -> Path:
         return self.home / "pgdata"

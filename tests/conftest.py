@@ -19,6 +19,7 @@ from bridge.storage.embedded import EmbeddedPostgres
 from bridge.storage.migrate import apply_migrations
 
 TEMPLATE = "hf_template"
+TEST_SECRET_KEY = "x0n7qX2V3wKo8C0Ff2m1bMmkKQyq8zE7rS0h3Qd8Y6A="  # a Fernet key for tests only
 _counter = itertools.count()
 
 
@@ -98,7 +99,8 @@ async def bridge(pg: EmbeddedPostgres) -> AsyncIterator[BridgeUnderTest]:
     await db.close()
     assert token is not None
     port = free_port()
-    settings = BridgeSettings(home=Path("/nonexistent"), port=port, max_body_bytes=65_536)
+    settings = BridgeSettings(home=Path("/nonexistent"), port=port, max_body_bytes=65_536,
+                              secret_key=TEST_SECRET_KEY, node_offline_seconds=6)
     app = create_app(settings, url, name="bridge_under_test")
     server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
                                      access_log=False)

@@ -23,7 +23,16 @@ from bridge.services.context import Actor
 from bridge.services.users import authenticate
 from bridge.storage.db import Database
 
-Access = Literal["read", "write", "admin"]
+Access = Literal["read", "write", "admin", "agent", "wake"]
+# Which roles each kind of operation admits. Service accounts (agent, gateway) reach only
+# the one thing they exist for.
+ALLOWED: dict[str, frozenset[Role]] = {
+    "read": frozenset({Role.ADMIN, Role.OPERATOR, Role.VIEWER}),
+    "write": frozenset({Role.ADMIN, Role.OPERATOR}),
+    "admin": frozenset({Role.ADMIN}),
+    "agent": frozenset({Role.ADMIN, Role.AGENT}),
+    "wake": frozenset({Role.ADMIN, Role.OPERATOR, Role.GATEWAY}),
+}
 Handler = Callable[..., Awaitable[HTTPResponse]]
 M = TypeVar("M", bound=BaseModel)
 
@@ -153,12 +162,12 @@ async def _authenticate(request: Request) -> Principal:
 
 
 def _authorize(principal: Principal, access: Access) -> None:
-    if access == "admin" and principal.role is not Role.ADMIN:
-        raise Forbidden(f"user {principal.name} is {principal.role.value}; this needs admin",
-                        details={"role": principal.role.value, "needs": "admin"})
-    if access == "write" and not principal.role.can_write:
-        raise Forbidden(f"user {principal.name} is {principal.role.value} and may only read",
-                        details={"role": principal.role.value, "needs": "operator"})
+    allowed = ALLOWED[access]
+    if principal.role not in allowed:
+        needs = sorted(r.value for r in allowed)
+        raise Forbidden(
+            f"user {principal.name} is {principal.role.value}; this needs one of: "
+            f"{', '.join(needs)}", details={"role": principal.role.value, "needs": needs})
 
 
 def _fields(errors: list[Any]) -> list[dict[str, str]]:

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from bridge.api.http import OPERATIONS, PREFIX, Operation, operation
+from bridge.api.http import ALLOWED, OPERATIONS, PREFIX, Operation, operation
 from bridge.api.schemas import ErrorOut
 
 bp = Blueprint("openapi", url_prefix="/api/v1")
@@ -83,8 +83,6 @@ def _operation(op: Operation, components: dict[str, Any], error: dict[str, Any])
                 "schema": _schema(op.response, components, "serialization")}},
         }
     for code, text in _ERRORS.items():
-        if code == "403" and op.access == "read":
-            continue
         if code in ("400", "413", "422") and op.body is None and not op.query:
             continue
         if code == "404" and not _path_params(op.path):
@@ -98,7 +96,7 @@ def _operation(op: Operation, components: dict[str, Any], error: dict[str, Any])
         "tags": [op.tag],
         "parameters": params,
         "responses": responses,
-        "x-required-role": {"read": "viewer", "write": "operator", "admin": "admin"}[op.access],
+        "x-required-roles": sorted(r.value for r in ALLOWED[op.access]),
     }
     if op.body is not None:
         out["requestBody"] = {"required": not op.body_optional,

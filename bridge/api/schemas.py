@@ -385,3 +385,100 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+# ---------------------------------------------------------------- nodes (agent contract)
+
+
+class Lenient(BaseModel):
+    """Agent reports: strict types, unknown fields refused (the contract tests pin both
+    sides), but JSON numbers may be ints or floats as the agent measured them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuIn(Lenient):
+    vendor: Annotated[str, Field(min_length=1, max_length=64)]
+    index: Annotated[int, Field(ge=0, le=1024)]
+    uuid: Annotated[str, Field(max_length=256)]
+    name: Annotated[str, Field(max_length=256)]
+    memory_total_mb: Annotated[int, Field(ge=0)]
+    memory_used_mb: Annotated[int, Field(ge=0)]
+    memory_free_mb: Annotated[int, Field(ge=0)]
+    utilization_percent: float | None = None
+    temperature_c: float | None = None
+    power_w: float | None = None
+    driver_version: str | None = None
+    pci_bus_id: str | None = None
+    healthy: bool = True
+    health_reason: str = ""
+    compute_capability: str | None = None
+
+
+class ModelIn(Lenient):
+    name: Annotated[str, Field(min_length=1, max_length=512)]
+    format: Literal["huggingface", "gguf"]
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    size_bytes: Annotated[int, Field(ge=0)]
+    architecture: str | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    estimated_vram_mb: int | None = None
+    vram_explanation: str = ""
+    mtime: float = 0.0
+
+
+class Heartbeat(Lenient):
+    node_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    agent_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] | None = None
+    agent_secret: Annotated[str, Field(min_length=16, max_length=512)] | None = None
+    nomad_node_id: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
+    gpus: list[GpuIn] = Field(default_factory=list, max_length=1024)
+    skipped: dict[str, str] = Field(default_factory=dict)
+    engines: list[str] = Field(default_factory=list, max_length=64)
+    models: list[ModelIn] | None = Field(default=None, max_length=100_000,
+                                         description="null: unchanged since the last report")
+
+
+class HeartbeatOut(Out):
+    node_id: str
+    status: str
+    interval_seconds: int
+
+
+class NodeOut(Out):
+    id: str
+    name: str
+    status: str
+    status_reason: str
+    agent_url: str | None
+    nomad_node_id: str | None
+    facts: dict[str, Any]
+    gpus: list[dict[str, Any]]
+    skipped_vendors: dict[str, str]
+    engines: list[str]
+    model_count: int
+    last_heartbeat: datetime
+    created_at: datetime
+
+
+class NodeModelOut(Out):
+    node_id: str
+    node_name: str
+    name: str
+    format: str
+    path: str
+    size_bytes: int
+    architecture: str | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    estimated_vram_mb: int | None = None
+    vram_explanation: str = ""

@@ -61,10 +61,8 @@ class Role(StrEnum):
     ADMIN = "admin"  # everything, including users
     OPERATOR = "operator"  # services, routes and keys; not users
     VIEWER = "viewer"  # read only
-
-    @property
-    def can_write(self) -> bool:
-        return self is not Role.VIEWER
+    AGENT = "agent"  # a node agent's service account: heartbeats only
+    GATEWAY = "gateway"  # a gateway's service account: waking sleeping tasks only
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +221,26 @@ class AuditEntry:
     object_id: str
     details: JSONObject
     request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A machine as its agent reports it."""
+
+    id: str
+    name: str
+    status: str  # online | offline
+    status_reason: str
+    agent_url: str | None
+    nomad_node_id: str | None
+    facts: JSONObject
+    gpus: list[JSONObject]
+    skipped_vendors: dict[str, str]
+    engines: list[str]
+    models: list[JSONObject]
+    last_heartbeat: datetime
+    created_at: datetime
+
+    @property
+    def model_count(self) -> int:
+        return len(self.models)

@@ -43,3 +43,19 @@ class TaskGroupSpec:
     min_replicas: int = 1
     max_replicas: int = 0
     auto_scale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReport:
+    """One agent heartbeat, validated (GPUs and models as the agent's JSON objects)."""
+
+    node_id: str
+    name: str
+    agent_url: str | None
+    agent_secret: str | None
+    nomad_node_id: str | None
+    facts: dict[str, Any]
+    gpus: list[dict[str, Any]]
+    skipped: dict[str, str]
+    engines: list[str]
+    models: list[dict[str, Any]] | None  # None: unchanged since the last report
