@@ -1,0 +1,1 @@
+"""Benchmark of the gateway against its practical limit (nginx) and its upstream alone."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP surface: request parsing and the /v1 handlers."""

@@ -1,0 +1,1 @@
+"""Choosing where a request goes: route tiers, weights, and per-route balancing."""
