@@ -21,7 +21,8 @@ async def list_routes(request: Request) -> HTTPResponse:
     return json([RouteOut.model_validate(r).model_dump(mode="json") for r in routes])
 
 
-@operation(bp, "POST", "/model-routes", summary="Add a route (e.g. a canary version)",
+@operation(bp, "POST", "/model-routes", summary="Add a route: a canary version of a local "
+           "service, or an external OpenAI-compatible upstream (its key stored encrypted)",
            access="write", body=CreateRoute, response=RouteOut, status=201)
 async def create_route(request: Request) -> HTTPResponse:
     body = parse_body(request, CreateRoute)
@@ -29,6 +30,8 @@ async def create_route(request: Request) -> HTTPResponse:
         db(request), model_name=body.model_name, task_group_id=body.task_group_id,
         weight=body.weight, priority=body.priority, version=body.version,
         algorithm=body.algorithm, status=body.status, actor=actor(request),
+        upstream_url=body.upstream_url, upstream_key=body.upstream_key,
+        upstream_model=body.upstream_model, box=request.app.ctx.secrets,
     )
     return respond(RouteOut, route, status=201)
 
@@ -43,8 +46,9 @@ async def get_route(request: Request, id: str) -> HTTPResponse:
 async def update_route(request: Request, id: str) -> HTTPResponse:
     body = parse_body(request, UpdateRoute)
     changes = body.model_dump(exclude_unset=True)
-    return respond(RouteOut, await service.update_route(db(request), id, changes,
-                                                        actor(request)))
+    route = await service.update_route(db(request), id, changes, actor(request),
+                                       box=request.app.ctx.secrets)
+    return respond(RouteOut, route)
 
 
 @operation(bp, "DELETE", "/model-routes/{id}", summary="Remove a route", access="write",

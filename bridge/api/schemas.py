@@ -171,14 +171,32 @@ class CreateTaskGroup(Strict):
         return self
 
 
+UPSTREAM_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+
+
 class CreateRoute(Strict):
+    """A route to a task group, or (exactly one of the two) to an external upstream."""
+
     model_name: Annotated[str, Field(pattern=MODEL_NAME)]
-    task_group_id: Annotated[str, Field(min_length=1, max_length=64)]
+    task_group_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    upstream_url: Annotated[str, Field(pattern=UPSTREAM_URL, max_length=2048)] | None = None
+    upstream_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="the upstream's API key; stored encrypted, never returned")
+    upstream_model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     weight: Annotated[int, Field(ge=0, le=100)] = 100
     priority: Annotated[int, Field(ge=0, le=1000)] = 0
     version: Annotated[str, Field(pattern=VERSION)] = "v1"
     algorithm: Algorithm | None = None
     status: Literal["active", "inactive"] = "active"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CreateRoute:
+        if (self.task_group_id is None) == (self.upstream_url is None):
+            raise ValueError("give exactly one of task_group_id (a local service) or "
+                             "upstream_url (an external OpenAI-compatible base URL)")
+        if self.upstream_url is None and (self.upstream_key or self.upstream_model):
+            raise ValueError("upstream_key and upstream_model need upstream_url")
+        return self
 
 
 class UpdateRoute(Strict):
@@ -187,6 +205,9 @@ class UpdateRoute(Strict):
     version: Annotated[str, Field(pattern=VERSION)] | None = None
     algorithm: Algorithm | None = None
     status: Literal["active", "inactive"] | None = None
+    upstream_url: Annotated[str, Field(pattern=UPSTREAM_URL, max_length=2048)] | None = None
+    upstream_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    upstream_model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
 
 class CreateApiKey(Strict):
@@ -285,7 +306,10 @@ class TaskGroupOut(Out):
 class RouteOut(Out):
     id: str
     model_name: str
-    task_group_id: str
+    task_group_id: str | None
+    upstream_url: str | None
+    upstream_model: str | None
+    has_upstream_key: bool
     engine: str | None
     priority: int
     weight: int

@@ -37,9 +37,16 @@ def add_client_commands(sub: Any) -> None:
     p = route_sub.add_parser("list")
     p.add_argument("-model", "--model")
     p.set_defaults(func=route_list)
-    p = route_sub.add_parser("create")
+    p = route_sub.add_parser("create", help="a version of a local service, or an external "
+                             "OpenAI-compatible upstream (-upstream-url, key from stdin)")
     p.add_argument("-model", "--model", required=True)
-    p.add_argument("-group", "--group", required=True, help="task group id")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("-group", "--group", help="task group id")
+    target.add_argument("-upstream-url", "--upstream-url", dest="upstream_url",
+                        help="base URL of an OpenAI-compatible provider, e.g. https://x/v1")
+    p.add_argument("-upstream-model", "--upstream-model", dest="upstream_model")
+    p.add_argument("-upstream-key-stdin", "--upstream-key-stdin", dest="key_stdin",
+                   action="store_true", help="read the provider's API key from stdin")
     p.add_argument("-weight", "--weight", type=int, default=100)
     p.add_argument("-priority", "--priority", type=int, default=0)
     p.add_argument("-version", "--version", default="v1")
@@ -133,13 +140,24 @@ def route_list(api: ApiClient, args: argparse.Namespace) -> None:
     if args.json:
         return print_json(out)
     print_table([(r["id"], r["model_name"], r["version"], r["priority"], r["weight"],
-                  r["algorithm"] or "", r["status"], r["task_group_id"]) for r in out],
-                ("ID", "Model", "Version", "Priority", "Weight", "Algorithm", "Status", "Group"))
+                  r["algorithm"] or "", r["status"], r["task_group_id"] or r["upstream_url"])
+                 for r in out],
+                ("ID", "Model", "Version", "Priority", "Weight", "Algorithm", "Status",
+                 "Target"))
 
 
 def route_create(api: ApiClient, args: argparse.Namespace) -> None:
-    body = {"model_name": args.model, "task_group_id": args.group, "weight": args.weight,
-            "priority": args.priority, "version": args.version}
+    body: dict[str, Any] = {"model_name": args.model, "weight": args.weight,
+                            "priority": args.priority, "version": args.version}
+    if args.group:
+        body["task_group_id"] = args.group
+    else:
+        body["upstream_url"] = args.upstream_url
+        if args.upstream_model:
+            body["upstream_model"] = args.upstream_model
+        if args.key_stdin:
+            # from stdin, so the key never shows in the shell history or process list
+            body["upstream_key"] = sys.stdin.readline().strip()
     if args.algorithm:
         body["algorithm"] = args.algorithm
     out = api.call("POST", "/model-routes", body=body)

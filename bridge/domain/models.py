@@ -110,9 +110,11 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class ModelRoute:
+    """One version of a model: a task group, or an external OpenAI-compatible upstream."""
+
     id: str
     model_name: str
-    task_group_id: str
+    task_group_id: str | None
     engine: str | None
     priority: int
     weight: int
@@ -121,6 +123,9 @@ class ModelRoute:
     status: str  # active | inactive
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    upstream_url: str | None = None  # e.g. https://api.provider.example/v1
+    upstream_model: str | None = None  # the model's name there (None: model_name)
+    has_upstream_key: bool = False  # the key itself is sealed and never leaves the bridge
 
 
 @dataclass(frozen=True, slots=True)

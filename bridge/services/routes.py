@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.crypto import SecretBox
 from bridge.domain import ids
 from bridge.domain.models import Algorithm, ModelRoute
 from bridge.errors import Conflict, NotFound, ValidationFailed
@@ -31,28 +32,40 @@ async def get_route(db: Database, route_id: str) -> ModelRoute:
 
 
 async def create_route(
-    db: Database, *, model_name: str, task_group_id: str, weight: int, priority: int,
+    db: Database, *, model_name: str, task_group_id: str | None, weight: int, priority: int,
     version: str, algorithm: Algorithm | None, status: str, actor: Actor,
+    upstream_url: str | None = None, upstream_key: str | None = None,
+    upstream_model: str | None = None, box: SecretBox | None = None,
 ) -> ModelRoute:
+    """A route to a local task group, or to an external upstream (hybrid fallback)."""
+    sealed = None
+    if upstream_key is not None:
+        assert box is not None, "sealing an upstream key needs the secret box"
+        sealed = box.seal(upstream_key)
     try:
         async with db.transaction() as conn:
-            group = await group_rows.get_task_group(conn, task_group_id)
-            if group is None:
-                raise ValidationFailed(
-                    f"task_group_id {task_group_id} names no task group",
-                    details={"field": "task_group_id"},
-                )
+            engine = None
+            if task_group_id is not None:
+                group = await group_rows.get_task_group(conn, task_group_id)
+                if group is None:
+                    raise ValidationFailed(
+                        f"task_group_id {task_group_id} names no task group",
+                        details={"field": "task_group_id"},
+                    )
+                engine = group.engine.value if group.engine else None
             route = ModelRoute(
                 id=ids.new_route_id(), model_name=model_name, task_group_id=task_group_id,
-                engine=group.engine.value if group.engine else None, priority=priority,
-                weight=weight, version=version, algorithm=algorithm, status=status,
+                engine=engine, priority=priority, weight=weight, version=version,
+                algorithm=algorithm, status=status, upstream_url=upstream_url,
+                upstream_model=upstream_model,
             )
-            await route_rows.insert_route(conn, route)
+            await route_rows.insert_route(conn, route, upstream_key_sealed=sealed)
             await audit.append(
                 conn, actor=actor.principal, action="model_route.create",
                 object_type="model_route", object_id=route.id, request_id=actor.request_id,
                 details={"model_name": model_name, "version": version, "weight": weight,
-                         "priority": priority, "task_group_id": task_group_id},
+                         "priority": priority, "task_group_id": task_group_id,
+                         "upstream_url": upstream_url, "upstream_key": sealed is not None},
             )
             return await _reload(conn, route.id)
     except DuplicateKey as exc:
@@ -60,24 +73,39 @@ async def create_route(
 
 
 async def update_route(
-    db: Database, route_id: str, changes: dict[str, Any], actor: Actor
+    db: Database, route_id: str, changes: dict[str, Any], actor: Actor,
+    box: SecretBox | None = None,
 ) -> ModelRoute:
     if not changes:
         raise ValidationFailed("nothing to change: give weight, priority, version, algorithm "
                                "or status", details={})
+    changes = dict(changes)
+    if "upstream_key" in changes:
+        key = changes.pop("upstream_key")
+        assert box is not None, "sealing an upstream key needs the secret box"
+        changes["upstream_key_encrypted"] = box.seal(key) if key is not None else None
     try:
         async with db.transaction() as conn:
             before = await route_rows.get_route(conn, route_id, for_update=True)
             if before is None:
                 raise NotFound(f"no model route {route_id}", details={"id": route_id})
             model_name = before.model_name
+            upstream_only = {"upstream_url", "upstream_model", "upstream_key_encrypted"}
+            if before.upstream_url is None and upstream_only & set(changes):
+                raise ValidationFailed(
+                    "this route serves a local task group; upstream fields apply to routes "
+                    "created with upstream_url", details={"field": "upstream_url"})
             stored = {k: (v.value if isinstance(v, Algorithm) else v) for k, v in changes.items()}
             await route_rows.update_route(conn, route_id, stored)
+            # The sealed key is recorded as changed, never as its value.
+            shown = {k: ("(changed)" if k == "upstream_key_encrypted" else v)
+                     for k, v in stored.items()}
             await audit.append(
                 conn, actor=actor.principal, action="model_route.update",
                 object_type="model_route", object_id=route_id, request_id=actor.request_id,
-                details={"model_name": before.model_name, "changes": stored,
-                         "before": {k: _plain(getattr(before, k)) for k in stored}},
+                details={"model_name": before.model_name, "changes": shown,
+                         "before": {k: _plain(getattr(before, k)) for k in stored
+                                    if k != "upstream_key_encrypted"}},
             )
             return await _reload(conn, route_id)
     except DuplicateKey as exc:

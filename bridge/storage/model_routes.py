@@ -11,10 +11,12 @@ from bridge.storage.db import Conn
 
 _COLUMNS = (
     "id, model_name, task_group_id, engine, priority, weight, version, algorithm, status,"
-    " created_at, updated_at"
+    " created_at, updated_at, upstream_url, upstream_model,"
+    " upstream_key_encrypted IS NOT NULL AS has_upstream_key"
 )
 # Fields a route update may change; anything else is fixed at creation.
-UPDATABLE = ("priority", "weight", "version", "algorithm", "status")
+UPDATABLE = ("priority", "weight", "version", "algorithm", "status", "upstream_url",
+             "upstream_model", "upstream_key_encrypted")
 
 
 def row_to_route(row: DictRow) -> ModelRoute:
@@ -30,15 +32,21 @@ def row_to_route(row: DictRow) -> ModelRoute:
         status=row["status"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        upstream_url=row["upstream_url"],
+        upstream_model=row["upstream_model"],
+        has_upstream_key=row["has_upstream_key"],
     )
 
 
-async def insert_route(conn: Conn, r: ModelRoute) -> None:
+async def insert_route(conn: Conn, r: ModelRoute, *, upstream_key_sealed: str | None = None
+                       ) -> None:
     await conn.execute(
         "INSERT INTO model_routes (id, model_name, task_group_id, engine, priority, weight,"
-        " version, algorithm, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " version, algorithm, status, upstream_url, upstream_model, upstream_key_encrypted)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (r.id, r.model_name, r.task_group_id, r.engine, r.priority, r.weight, r.version,
-         r.algorithm.value if r.algorithm else None, r.status),
+         r.algorithm.value if r.algorithm else None, r.status, r.upstream_url,
+         r.upstream_model, upstream_key_sealed),
     )
 
 

@@ -104,3 +104,47 @@ class TestApiKeys:
         assert r.status_code == 404
         r = await admin.post(f"/endpoints/{g['endpoint']}/api-keys", json={"name": ""})
         assert r.status_code == 422
+
+
+class TestExternalRoutes:
+    async def test_external_fallback_route_keeps_its_key_sealed(self, admin, bridge) -> None:
+        from bridge.crypto import SecretBox
+        from tests.conftest import TEST_SECRET_KEY
+
+        model = unique("m")
+        await admin.post("/task-groups", json=seed_example(model_name=model))
+        secret = "sk-provider-" + "z" * 30
+        r = await admin.post("/model-routes", json={
+            "model_name": model, "upstream_url": "https://api.provider.example/v1",
+            "upstream_key": secret, "upstream_model": "gpt-4o-mini", "priority": 9,
+            "version": "cloud"})
+        assert r.status_code == 201, r.text
+        route = r.json()
+        assert route["task_group_id"] is None and route["has_upstream_key"] is True
+        assert route["upstream_model"] == "gpt-4o-mini" and "upstream_key" not in route
+        for path in (f"/model-routes/{route['id']}", "/model-routes", "/audit"):
+            assert secret not in (await admin.get(path)).text
+        sealed = bridge.sql("SELECT upstream_key_encrypted FROM model_routes WHERE id = %s",
+                            (route["id"],))[0][0]
+        assert secret not in sealed and SecretBox(TEST_SECRET_KEY).open(sealed) == secret
+        r = await admin.put(f"/model-routes/{route['id']}", json={"upstream_key": "sk-new-1"})
+        assert r.status_code == 200 and r.json()["has_upstream_key"]
+        sealed = bridge.sql("SELECT upstream_key_encrypted FROM model_routes WHERE id = %s",
+                            (route["id"],))[0][0]
+        assert SecretBox(TEST_SECRET_KEY).open(sealed) == "sk-new-1"
+        trail = (await admin.get("/audit", params={"object_id": route["id"]})).json()["items"]
+        assert trail[0]["details"]["changes"] == {"upstream_key_encrypted": "(changed)"}
+
+    async def test_exactly_one_target(self, admin) -> None:
+        g = (await admin.post("/task-groups", json=seed_example())).json()
+        for body in ({"model_name": unique("m")},
+                     {"model_name": unique("m"), "task_group_id": g["id"],
+                      "upstream_url": "https://x.example/v1"},
+                     {"model_name": unique("m"), "task_group_id": g["id"],
+                      "upstream_key": "k"},
+                     {"model_name": unique("m"), "upstream_url": "ftp://x.example/v1"}):
+            r = await admin.post("/model-routes", json=body)
+            assert r.status_code == 422, body
+        r = await admin.put(f"/model-routes/{g['route']['id']}",
+                            json={"upstream_url": "https://x.example/v1"})
+        assert r.status_code == 422 and error_of(r)["details"]["field"] == "upstream_url"
