@@ -151,8 +151,10 @@ class GatewayRuntime:
 
     def health(self) -> dict[str, object]:
         now = time.monotonic()
-        usable = sum(len(self.pool.usable(k, now)) for k in self.pool.pool_keys())
-        total = sum(len(self.pool.members(k)) for k in self.pool.pool_keys())
+        pools = {k: {"usable": len(self.pool.usable(k, now)), "total": len(self.pool.members(k))}
+                 for k in self.pool.pool_keys()}
+        usable = sum(p["usable"] for p in pools.values())
+        total = sum(p["total"] for p in pools.values())
         discovery = self.discovery.health()
         ok = self.loaded and not self.db_error and bool(discovery.get("ok"))
         return {
@@ -163,6 +165,7 @@ class GatewayRuntime:
             "routes": len(self.snapshot.routes),
             "routes_not_served": list(self.snapshot.problems),
             "backends": {"usable": usable, "total": total},
+            "pools": pools,
             "inflight": self.inflight,
             "held_requests": self.wake.held,
         }
