@@ -105,7 +105,7 @@ class ConsulDiscovery:
             except (aiohttp.ClientError, TimeoutError, ValueError, ConsulUnavailable) as exc:
                 self._outage(service, exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.5
             self._contact()

@@ -261,25 +261,31 @@ class Group:
 class Consul(Proc):
     """``consul agent -dev`` on free loopback ports (every port given)."""
 
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, logs: Path, ports: dict[str, int] | None = None) -> None:
         if not CONSUL_BIN.is_file():
             raise AssertionError(
                 f"the Consul binary is missing at {CONSUL_BIN}: run scripts/install-consul.sh "
                 "(make test does) to fetch consul 1.8.7 from Debian bullseye")
-        self.http_port = free_port()
-        ports = {"-dns-port": free_port(), "-serf-lan-port": free_port(),
-                 "-serf-wan-port": free_port(), "-server-port": free_port(),
-                 "-grpc-port": free_port()}
+        self.logs = logs
+        self.ports = ports or {flag: free_port() for flag in (
+            "-http-port", "-dns-port", "-serf-lan-port", "-serf-wan-port", "-server-port",
+            "-grpc-port")}
+        self.http_port = self.ports["-http-port"]
         args = [str(CONSUL_BIN), "agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1",
-                "-http-port", str(self.http_port), "-log-level", "warn"]
-        for flag, port in ports.items():
+                "-log-level", "warn"]
+        for flag, port in self.ports.items():
             args += [flag, str(port)]
-        super().__init__(args, logs / f"consul-{self.http_port}.log")
+        super().__init__(args, logs / f"consul-{self.http_port}-{time.monotonic_ns()}.log")
         self.addr = f"127.0.0.1:{self.http_port}"
         self.url = f"http://{self.addr}"
         wait_until(lambda: self.alive() and httpx.get(self.url + "/v1/status/leader",
                                                       timeout=1).text.strip('"'),
                    timeout=20, what="consul leader")
+
+    def restart(self) -> None:
+        """A new dev agent on the same ports (its state starts empty, as -dev keeps none)."""
+        self.stop()
+        self.__init__(self.logs, self.ports)  # type: ignore[misc]
 
     def register(self, service: str, service_id: str, address: str, port: int,
                  tags: list[str], check_url: str | None = None) -> None:
