@@ -125,8 +125,14 @@ async def _hold_until_awake(rt: GatewayRuntime, call: Call) -> Any:
             first = next(attempts, None)
             if first is not None:
                 return _chain(first, attempts)
-            for group in rt.snapshot.asleep.get(call.model, ()):
+            asleep = rt.snapshot.asleep.get(call.model, ())
+            for group in asleep:
                 rt.wake.ensure_waking(group)
+            failures = [rt.wake.failure(g.id) for g in asleep]
+            if asleep and all(failures):
+                raise NoHealthyBackend(
+                    f"model {call.model!r} is asleep and waking it failed: {failures[0]}",
+                    code="wake_failed", retry_after=settings.wake_retry_s)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise NoHealthyBackend(

@@ -77,6 +77,7 @@ class WakeCoordinator:
         self._max_held = max_held
         self._running: dict[str, asyncio.Task[None]] = {}
         self._asked_at: dict[str, float] = {}
+        self._failed: dict[str, str] = {}  # group -> why its last wake failed
         self.held = 0
         self.held_by_model: dict[str, int] = {}
 
@@ -92,6 +93,7 @@ class WakeCoordinator:
         if now - self._asked_at.get(group.id, -1e9) < self._retry_s:
             return True
         self._asked_at[group.id] = now
+        self._failed.pop(group.id, None)
         to_wake = [t.id for t in sleeping if t.status == "sleeping"]
         if to_wake:
             task = asyncio.get_running_loop().create_task(self._wake(group, to_wake))
@@ -118,11 +120,16 @@ class WakeCoordinator:
             else:
                 del self.held_by_model[model]
 
+    def failure(self, group_id: str) -> str | None:
+        """Why the last wake of ``group_id`` failed, if it did (until the next attempt)."""
+        return self._failed.get(group_id)
+
     def forget(self, group_ids: set[str]) -> None:
         """Drop bookkeeping of groups that no longer exist (keeps the dicts bounded)."""
-        for group_id in list(self._asked_at):
-            if group_id not in group_ids:
-                del self._asked_at[group_id]
+        for book in (self._asked_at, self._failed):
+            for group_id in list(book):
+                if group_id not in group_ids:
+                    del book[group_id]
 
     async def stop(self) -> None:
         for task in list(self._running.values()):
@@ -131,6 +138,9 @@ class WakeCoordinator:
     async def _wake(self, group: Group, task_ids: list[str]) -> None:
         results = await asyncio.gather(*(self._waker.wake(t) for t in task_ids),
                                        return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if len(errors) == len(results):
+            self._failed[group.id] = str(errors[0]) or type(errors[0]).__name__
         for task_id, result in zip(task_ids, results, strict=True):
             if isinstance(result, BaseException):
                 self._metrics.wakes.inc((group.name, "failed"))
