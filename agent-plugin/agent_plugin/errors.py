@@ -12,7 +12,8 @@ errors become the per-vendor reasons in a ``DetectionReport``::
     └── ExecutorError
         ├── UnknownTask          no task with that id is known to the executor
         ├── TaskExists           a task with that id is already being run
-        └── SpawnFailed          the engine process could not be started at all
+        ├── InvalidTaskState     the operation does not apply in the task's state
+        └── SpawnFailed          the engine could not be started (its port is taken, ...)
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class UnknownTask(ExecutorError):
 
 
 class TaskExists(ExecutorError):
+    pass
+
+
+class InvalidTaskState(ExecutorError):
     pass
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import gguf
@@ -166,7 +167,7 @@ class CountingReader:
         self.format = inner.format
         self.reads = 0
 
-    def claims(self, folder: Path, files: list[str]) -> list[Claim]:
+    def claims(self, folder: Path, files: Sequence[str]) -> list[Claim]:
         return self.inner.claims(folder, files)
 
     def inspect(self, claim: Claim) -> ModelInfo:
