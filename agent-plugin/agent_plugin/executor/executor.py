@@ -82,8 +82,9 @@ class Executor:
         except OSError as exc:
             raise SpawnFailed(f"{spec.argv[0]} could not be started: "
                               f"{exc.strerror or exc}") from None
+        task.process, task.pid = process, process.pid
         self._tasks[spec.task_id] = task
-        await self._attach(task, process, attempt=1)
+        # registered before any listener runs, so a stop from a listener finds it
         task.supervisor = asyncio.create_task(self._supervise(task, process),
                                               name=f"executor:{spec.task_id}")
         return TaskHandle(self, spec.task_id)
@@ -154,6 +155,7 @@ class Executor:
         process: RunningProcess | None = first
         attempt = 1
         try:
+            await self._attach(task, first, attempt)
             while True:
                 outcome = await self._run_once(task, process) if process else \
                     (None, task.reason)
@@ -218,6 +220,7 @@ class Executor:
                 await self._sweep(process)
                 return code, (f"did not answer on port {spec.port} within "
                               f"{spec.startup_timeout_s:g} s; killed")
+            ready.result()  # a probe that broke (not merely unanswered) is an executor error
             await self._set(task, TaskState.RUNNING,
                             reason=f"answering HTTP on port {spec.port}")
             done, _ = await asyncio.wait({exited, stopping},
