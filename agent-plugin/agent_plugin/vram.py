@@ -103,5 +103,5 @@ def inspect_model(path: str | Path, *, context_cap: int = DEFAULT_CONTEXT_CAP) -
     """Describe one GGUF file or HuggingFace folder, with a VRAM estimate. Reads files:
     from async code call it through ``asyncio.to_thread``. Raises ``ModelUnreadable`` with
     the reason when the path is not a model."""
-    reader, claim = claim_path(Path(path).resolve())
+    reader, claim = claim_path(Path(path).absolute())  # not resolved: keep the caller's name
     return with_estimate(reader.inspect(claim), context_cap=context_cap)

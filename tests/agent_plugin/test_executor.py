@@ -4,6 +4,7 @@ stop; failures, startup timeouts, SIGKILL escalation, orphan sweeping, pause/res
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import socket
@@ -90,6 +91,8 @@ def spec(tmp_path: Path, task_id: str, argv: list[str], port: int | None = None,
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="the engine is missing: pip install 'llama-cpp-python[server]'")
 async def test_llama_cpp_server_start_crash_restart_stop(executor: Executor,
                                                          tmp_path: Path) -> None:
     rec: Recorder = executor.recorder  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ class ModelScanner:
     def __init__(self, roots: Sequence[Path], *, index_path: Path | None = None,
                  context_cap: int = DEFAULT_CONTEXT_CAP,
                  formats: Mapping[str, ModelFormatReader] | None = None) -> None:
-        self.roots = tuple(roots)
+        self.roots = tuple(Path(r).absolute() for r in roots)  # ModelInfo.path is absolute
         self.index_path = index_path
         self.context_cap = context_cap
         self.formats = dict(FORMATS if formats is None else formats)
