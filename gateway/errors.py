@@ -6,6 +6,7 @@
     ├── ModelNotAllowed (403)        the key's endpoint does not serve that model
     ├── ModelNotFound (404)          no active route has that model name; unknown path
     ├── MethodNotAllowed (405)
+    ├── RequestTimeout (408)         the client took too long to send its request
     ├── PayloadTooLarge (413)
     ├── RateLimited (429)            an in-flight limit of the gateway or of the key bites
     ├── UpstreamFailed (502)         every backend tried failed before answering
@@ -77,6 +78,12 @@ class MethodNotAllowed(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class PayloadTooLarge(GatewayError):

@@ -1,6 +1,7 @@
 """The gateway's routes: /v1 (OpenAI), /metrics and /gateway/health, as one blueprint.
 
-Handlers are thin: authorize, parse, resolve the model, then hand over to ``proxy.forward``.
+Handlers are thin: authorize, read the body (streamed routes, so that reading it is bounded
+in time), parse, resolve the model, then hand over to ``proxy.forward``.
 Checks run in the order OpenAI's API uses (key, body, model, permission), so clients see
 the statuses they expect. Every failure leaves as an OpenAI-shaped error, including the
 framework's own (unknown path, wrong method, body too large).
@@ -8,12 +9,14 @@ framework's own (unknown path, wrong method, body too large).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import time
 from itertools import count
 from time import perf_counter
+from typing import Any
 
 from sanic import Blueprint, Request
 from sanic import exceptions as sanic_exc
@@ -27,6 +30,7 @@ from gateway.errors import (
     ModelNotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
 )
 from gateway.openai.requests import parse_request
 from gateway.proxy import Call, forward
@@ -43,15 +47,15 @@ _STARTED = int(time.time())
 def build_blueprint() -> Blueprint:
     bp = Blueprint("heteroflow_gateway")
 
-    @bp.post("/v1/chat/completions", name="chat_completions")
+    @bp.post("/v1/chat/completions", name="chat_completions", stream=True)
     async def chat_completions(request: Request) -> HTTPResponse | None:
         return await _proxy(request, "/chat/completions", streamable=True)
 
-    @bp.post("/v1/completions", name="completions")
+    @bp.post("/v1/completions", name="completions", stream=True)
     async def completions(request: Request) -> HTTPResponse | None:
         return await _proxy(request, "/completions", streamable=True)
 
-    @bp.post("/v1/embeddings", name="embeddings")
+    @bp.post("/v1/embeddings", name="embeddings", stream=True)
     async def embeddings(request: Request) -> HTTPResponse | None:
         return await _proxy(request, "/embeddings", streamable=False)
 
@@ -104,7 +108,7 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
     label = "_other"
     try:
         grant = await rt.keys.authorize(request.headers.get("authorization"))
-        body = request.body
+        body = await _receive_body(request, rt.settings.request_timeout_s)
         if len(body) > rt.settings.max_body_bytes:
             raise PayloadTooLarge(f"the request body is larger than "
                                   f"{rt.settings.max_body_bytes} bytes")
@@ -137,8 +141,30 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
             else:
                 del per_key[key_id]
     except GatewayError as exc:
+        _close_if_body_unread(request)
         _count_error(rt, label, exc, started)
         return error_response(exc, request_id)
+
+
+async def _receive_body(request: Request, limit_s: float) -> bytes:
+    """The body, read only after the key checked out, and in bounded time: the framework's
+    request timeout stops at the headers, and a client trickling its body must not hold a
+    connection for the whole (long) response timeout."""
+    try:
+        async with asyncio.timeout(limit_s):
+            await request.receive_body()  # type: ignore[no-untyped-call]
+    except TimeoutError:
+        raise RequestTimeout("the request body was not received in time") from None
+    return request.body
+
+
+def _close_if_body_unread(request: Request) -> None:
+    """After an early "no" (bad key, slow body), answer and close: left alone, the
+    framework would drain a body nobody wants, at whatever pace the client sends it."""
+    http: Any = request.stream  # HTTP/1.1: sanic.http.Http (public attributes, untyped)
+    if http is not None and getattr(http, "request_body", None):
+        http.keep_alive = False
+        http.request_body = None
 
 
 def _admit(rt: GatewayRuntime, key_id: str) -> None:
@@ -175,6 +201,8 @@ def translate(exc: Exception, request: Request) -> GatewayError:
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     if isinstance(exc, sanic_exc.PayloadTooLarge):
         return PayloadTooLarge("the request body is too large")
+    if isinstance(exc, sanic_exc.RequestTimeout):
+        return RequestTimeout("the request was not received in time")
     if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
         return InvalidRequest(str(exc) or "bad request")
     log.error("request failed", exc_info=exc, extra={"path": request.path})

@@ -52,7 +52,9 @@ class Engine:
         self.wake_delay_s = 0.0
         self.requests = 0
         self.running = 0
+        self.sent_bytes = 0  # of stream bodies: shows whether a reader holds the writer back
         self.last_body: Any = None
+        self.last_raw = ""
         self.last_headers: dict[str, str] = {}
 
     def app(self) -> web.Application:
@@ -139,7 +141,8 @@ class Engine:
     async def stats(self, _: web.Request) -> web.Response:
         return web.json_response({"name": self.name, "requests": self.requests,
                                   "running": self.running, "sleeping": self.sleeping,
-                                  "last_body": self.last_body,
+                                  "sent_bytes": self.sent_bytes,
+                                  "last_body": self.last_body, "last_raw": self.last_raw,
                                   "last_headers": self.last_headers})
 
     async def reset(self, _: web.Request) -> web.Response:
@@ -153,6 +156,8 @@ class Engine:
     async def _admit(self, request: web.Request) -> web.StreamResponse | None:
         self.requests += 1
         self.last_headers = dict(request.headers)
+        raw = await request.read()
+        self.last_raw = raw.decode("utf-8", "replace")
         try:
             self.last_body = await request.json()
         except ValueError:
@@ -219,8 +224,10 @@ class Engine:
                                      {"role": "assistant", "content": piece})
             choice = ({"index": 0, "delta": delta, "finish_reason": None} if chat
                       else {"index": 0, "text": piece, "finish_reason": None})
-            await response.write(_event(ident, self.model, [choice], chat,
-                                        usage=None if include_usage else ...))
+            event = _event(ident, self.model, [choice], chat,
+                           usage=None if include_usage else ...)
+            await response.write(event)
+            self.sent_bytes += len(event)
         last = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
                 else {"index": 0, "text": "", "finish_reason": "stop"})
         await response.write(_event(ident, self.model, [last], chat,
