@@ -10,7 +10,9 @@ stream with an error event and is never retried. At most ``max_attempts`` attemp
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,8 @@ from gateway.routing.select import plan
 from gateway.runtime import GatewayRuntime
 from gateway.upstream import ConnectFailed, UpstreamError
 from gateway.upstream import UpstreamTimeout as UpstreamTimedOut
+
+Attempts = Iterator[tuple[Route, Backend]]
 
 
 @dataclass(slots=True)
@@ -60,6 +64,7 @@ async def forward(rt: GatewayRuntime, request: Request, call: Call,
         attempt = next(attempts, None)
     failures: list[str] = []
     last: Retry | None = None
+    last_route: Route | None = None
     tries = 0
     while attempt is not None and tries < rt.settings.max_attempts:
         route, backend = attempt
@@ -69,12 +74,19 @@ async def forward(rt: GatewayRuntime, request: Request, call: Call,
         try:
             answer = await _attempt(rt, request, call, route, backend)
         except Retry as retry:
-            last = retry
+            last, last_route = retry, route
             failures.append(retry.kind)
             attempt = next(attempts, None)
             continue
         _account(rt, call, route, answer)
         return answer.response
+    if last is not None and last.response is not None and last_route is not None:
+        # The last upstream's own 5xx/429 answer, passed through as it came.
+        status = last.response.status
+        rt.metrics.requests.inc((call.label, str(status)))
+        rt.usage.record(call.key_id, last_route.id, call.model, prompt=0, completion=0,
+                        error=True)
+        return last.response
     return _give_up(rt, call, last, failures)
 
 
@@ -114,7 +126,7 @@ def request_bytes(call: Call, route: Route, backend: Backend) -> bytes:
         b"\r\nX-Request-Id: ", call.request_id.encode(), b"\r\n", auth, b"\r\n", body))
 
 
-async def _hold_until_awake(rt: GatewayRuntime, call: Call) -> Any:
+async def _hold_until_awake(rt: GatewayRuntime, call: Call) -> Attempts:
     """Wait (bounded) until the model has a usable backend; the plan then, or a 503."""
     settings = rt.settings
     deadline = time.monotonic() + settings.wake_timeout_s
@@ -146,7 +158,7 @@ async def _hold_until_awake(rt: GatewayRuntime, call: Call) -> Any:
                 pass
 
 
-def _chain(first: tuple[Route, Backend], rest: Any) -> Any:
+def _chain(first: tuple[Route, Backend], rest: Attempts) -> Attempts:
     yield first
     yield from rest
 
@@ -154,7 +166,7 @@ def _chain(first: tuple[Route, Backend], rest: Any) -> Any:
 def _account(rt: GatewayRuntime, call: Call, route: Route, answer: Answer) -> None:
     tokens = answer.tokens or (0, 0)
     rt.usage.record(call.key_id, route.id, call.model, prompt=tokens[0], completion=tokens[1],
-                    error=answer.status >= 400)
+                    error=answer.status >= 400 or answer.failed)
 
 
 def _give_up(rt: GatewayRuntime, call: Call, last: Retry | None,
@@ -162,8 +174,6 @@ def _give_up(rt: GatewayRuntime, call: Call, last: Retry | None,
     if last is None:
         raise NoHealthyBackend(f"no healthy backend serves model {call.model!r} right now",
                                retry_after=rt.settings.cooldown_s or 1)
-    if last.response is not None:
-        return last.response  # the last upstream's own 5xx/429, passed through
     summary = ", ".join(failures)
     if isinstance(last.error, UpstreamTimedOut):
         raise UpstreamTimeout(f"the backends of model {call.model!r} did not answer in time "
@@ -173,6 +183,4 @@ def _give_up(rt: GatewayRuntime, call: Call, last: Retry | None,
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    import json
-
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
