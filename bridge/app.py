@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
+from bridge.agents.client import AgentClient
 from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, users
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
@@ -65,13 +66,15 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
         app.ctx.db = Database(database_url, min_size=settings.db_pool_min,
                               max_size=settings.db_pool_max)
         await app.ctx.db.open()
+        app.ctx.agents = AgentClient()
         nomad = NomadClient(settings) if settings.nomad_addr else None
         app.ctx.nomad = nomad
         app.ctx.placer = Placer(app.ctx.db, nomad, settings)
         app.ctx.placement = None
         app.ctx.reconciler = None
         if nomad is not None:
-            app.ctx.reconciler = Reconciler(app.ctx.db, nomad, app.ctx.placer)
+            app.ctx.reconciler = Reconciler(app.ctx.db, nomad, app.ctx.placer,
+                                            resync_seconds=settings.reconcile_resync_seconds)
             app.ctx.placement = NomadPlacement(app.ctx.placer, app.ctx.reconciler)
 
     @app.after_server_start
@@ -92,6 +95,7 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     async def close_db(app: Sanic) -> None:  # type: ignore[type-arg]
         if app.ctx.nomad is not None:
             await app.ctx.nomad.close()
+        await app.ctx.agents.close()
         await app.ctx.db.close()
 
     @app.on_request

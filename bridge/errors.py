@@ -16,6 +16,8 @@ machine ``code`` and a message a person can act on; handlers turn it into::
     │   ├── NameTaken (409 name_taken)
     │   └── InvalidState (409 invalid_state)
     ├── StorageUnavailable (503 storage_unavailable)
+    ├── AgentUnavailable (503 agent_unavailable)    a node agent cannot be reached
+    ├── AgentRefused (502 agent_refused)            a node agent said no
     └── NomadError (502 nomad_error)
         ├── NomadUnavailable (503 nomad_unavailable)   transient: retried, then reported
         ├── NomadRejected (422 nomad_rejected)         Nomad refused the job or request
@@ -132,3 +134,13 @@ class NomadForbidden(NomadError):
 class NomadNotFound(NomadError):
     status = 404
     code = "nomad_not_found"
+
+
+class AgentUnavailable(BridgeError):
+    status = 503
+    code = "agent_unavailable"
+
+
+class AgentRefused(BridgeError):
+    status = 502
+    code = "agent_refused"

@@ -53,6 +53,8 @@ class BridgeSettings(BaseSettings):
         "NOMAD_TLS_SERVER_NAME", "HETEROFLOW_NOMAD_TLS_SERVER_NAME"))
     nomad_skip_verify: bool = Field(default=False, validation_alias=AliasChoices(
         "NOMAD_SKIP_VERIFY", "HETEROFLOW_NOMAD_SKIP_VERIFY"))
+    # The reconciler re-reads everything this often, besides following Nomad's events.
+    reconcile_resync_seconds: float = Field(default=60.0, ge=1.0)
     # Which Nomad datacenters inference jobs may use (globs allowed).
     datacenters: Annotated[tuple[str, ...], NoDecode] = ("*",)
 

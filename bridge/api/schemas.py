@@ -263,6 +263,9 @@ class TaskOut(Out):
     address: str | None = Field(description="host:port of the engine once placed")
     alloc_id: str | None = Field(description="the Nomad allocation running this task")
     node_name: str | None
+    sleep_mode: str | None = Field(
+        description="while asleep: vllm/sglang (GPU memory released) or paused (kept)")
+    gpu_released: bool
 
 
 class TaskGroupOut(Out):
@@ -506,3 +509,14 @@ class NodeModelOut(Out):
     context_length: int | None = None
     estimated_vram_mb: int | None = None
     vram_explanation: str = ""
+
+
+class TaskStateReport(Lenient):
+    """An agent's report of what happened to a task it runs or watches."""
+
+    state: Literal["starting", "running", "sleeping", "failed", "completed", "restarting"]
+    reason: Annotated[str, Field(max_length=4000)] = ""
+    address: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")] | None = None
+    exit_code: int | None = None
+    sleep_mode: Literal["vllm", "sglang", "paused"] | None = None
+    gpu_memory_released: bool | None = None

@@ -26,12 +26,14 @@ from bridge.api.schemas import (
     RouteOut,
     TaskGroupOut,
     TaskOut,
+    TaskStateReport,
     parse_ports,
 )
 from bridge.domain.models import HealthCheck, PortMapping
 from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
 from bridge.services import task_groups as service
+from bridge.services import task_ops
 from bridge.services.placement import Placer
 from bridge.services.ports import PlacementPort
 from bridge.storage.task_groups import GroupFilter, TaskFilter
@@ -119,6 +121,35 @@ async def list_tasks(request: Request) -> HTTPResponse:
 @operation(bp, "GET", "/tasks/{id}", summary="One task", response=TaskOut)
 async def get_task(request: Request, id: str) -> HTTPResponse:
     return respond(TaskOut, await service.get_task(db(request), id))
+
+
+@operation(bp, "POST", "/tasks/{id}/sleep", summary="Put a running task to sleep (vLLM and "
+           "SGLang release GPU memory; other engines are paused and keep it)", access="write",
+           response=TaskOut)
+async def sleep_task(request: Request, id: str) -> HTTPResponse:
+    task = await task_ops.sleep_task(db(request), request.app.ctx.agents,
+                                     request.app.ctx.secrets, id, actor(request))
+    return respond(TaskOut, task)
+
+
+@operation(bp, "POST", "/tasks/{id}/wake", summary="Wake a sleeping task (sleeping -> waking "
+           "-> running)", access="wake", response=TaskOut)
+async def wake_task(request: Request, id: str) -> HTTPResponse:
+    task = await task_ops.wake_task(db(request), request.app.ctx.agents,
+                                    request.app.ctx.secrets, id, actor(request))
+    return respond(TaskOut, task)
+
+
+@operation(bp, "POST", "/agent/tasks/{id}/state", summary="A node agent reports a task's "
+           "state (started, running, asleep, failed, ...)", access="agent",
+           body=TaskStateReport, response=TaskOut)
+async def report_task_state(request: Request, id: str) -> HTTPResponse:
+    body = parse_body(request, TaskStateReport)
+    report = task_ops.StateReport(state=body.state, reason=body.reason, address=body.address,
+                                  exit_code=body.exit_code, sleep_mode=body.sleep_mode,
+                                  gpu_memory_released=body.gpu_memory_released)
+    task = await task_ops.report_task_state(db(request), id, report, actor(request))
+    return respond(TaskOut, task)
 
 
 def placement(request: Request) -> PlacementPort | None:

@@ -106,6 +106,8 @@ class Task:
     address: str | None = None  # host:port of the engine, once placed
     alloc_id: str | None = None
     node_name: str | None = None
+    sleep_mode: str | None = None  # vllm | sglang | paused, while asleep
+    gpu_released: bool = False  # asleep with its GPU memory given back
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ _GROUP_COLUMNS = (
 _TASK_COLUMNS = (
     "id, group_id, rank, status, status_reason, image, gpu_required, gpu_type, gpu_id, node_id,"
     " model_path, ports, volumes, estimated_gpu_memory_mb, created_at, updated_at, address,"
-    " alloc_id, node_name"
+    " alloc_id, node_name, sleep_mode, gpu_released"
 )
 
 
@@ -89,6 +89,8 @@ def row_to_task(row: DictRow) -> Task:
         address=row["address"],
         alloc_id=row["alloc_id"],
         node_name=row["node_name"],
+        sleep_mode=row["sleep_mode"],
+        gpu_released=row["gpu_released"],
     )
 
 

@@ -1,0 +1,1 @@
+"""Adapter to node agents' HTTP APIs (sleep, wake, start, stop)."""

@@ -1,0 +1,217 @@
+"""Operations on one task that go through its node's agent: sleep, wake, state reports.
+
+Sleep and wake follow the seed's operations table: sleep when running (or starting), wake
+when sleeping, passing through ``waking``; the group's status follows its tasks. A sleep
+that released GPU memory (vLLM, SGLang) gives the GPUs back to placement; a pause keeps
+them, and the task says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.agents.client import AgentClient
+from bridge.crypto import SecretBox
+from bridge.domain.engines import ENGINES
+from bridge.domain.models import Engine, Task
+from bridge.domain.status import (
+    TASK_GROUP_TRANSITIONS,
+    IllegalTransition,
+    TaskStatus,
+    transition_task,
+)
+from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
+from bridge.reconciler.plan import TaskRow, derive_group
+from bridge.services.context import Actor
+from bridge.storage import audit
+from bridge.storage import nodes as node_rows
+from bridge.storage import placement as rows
+from bridge.storage import task_groups as group_rows
+from bridge.storage.db import Conn, Database
+
+log = logging.getLogger(__name__)
+T = TaskStatus
+SLEEPABLE = frozenset({T.RUNNING, T.STARTING})
+# What an agent may report, and the task status each becomes.
+REPORTED = {"starting": T.STARTING, "restarting": T.STARTING, "running": T.RUNNING,
+            "sleeping": T.SLEEPING, "failed": T.FAILED, "completed": T.COMPLETED}
+
+
+@dataclass(frozen=True, slots=True)
+class StateReport:
+    state: str
+    reason: str
+    address: str | None
+    exit_code: int | None
+    sleep_mode: str | None
+    gpu_memory_released: bool | None
+
+
+async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id: str,
+                     actor: Actor) -> Task:
+    async with db.transaction() as conn:
+        task, engine = await _task_and_engine(conn, task_id)
+        if task.status not in SLEEPABLE:
+            raise _wrong_state(task, "sleep", SLEEPABLE)
+        url, secret = await _agent_of(conn, box, task)
+    answer = await agents.call(url, secret, *_agent_route(task, engine, "sleep"))
+    mode = answer.get("mode")
+    released = bool(answer.get("gpu_memory_released"))
+    reason = answer.get("message") or (
+        "asleep, GPU memory released" if released else "compute paused, GPU memory kept")
+    async with db.transaction() as conn:
+        await _move(conn, task, T.SLEEPING, reason, actor, "task.sleep",
+                    sleep_mode=mode, gpu_released=released)
+    return await _reload(db, task_id)
+
+
+async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: str,
+                    actor: Actor) -> Task:
+    async with db.transaction() as conn:
+        task, engine = await _task_and_engine(conn, task_id)
+        if task.status is T.WAKING:
+            return task  # a wake is under way: one is enough
+        if task.status is not T.SLEEPING:
+            raise _wrong_state(task, "wake", frozenset({T.SLEEPING}))
+        url, secret = await _agent_of(conn, box, task)
+        await _move(conn, task, T.WAKING, "waking up", actor, "task.wake")
+    try:
+        answer = await agents.call(url, secret, *_agent_route(task, engine, "wake"))
+    except Exception:
+        async with db.transaction() as conn:
+            current = await group_rows.get_task(conn, task_id)
+            if current is not None and current.status is T.WAKING:
+                await _move(conn, current, T.SLEEPING, "wake failed; still asleep", actor,
+                            "task.wake_failed")
+        raise
+    async with db.transaction() as conn:
+        current = await group_rows.get_task(conn, task_id)
+        if current is not None and current.status is T.WAKING:
+            await _move(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
+                        "task.awake", sleep_mode=None, gpu_released=False)
+    return await _reload(db, task_id)
+
+
+async def report_task_state(db: Database, task_id: str, report: StateReport,
+                            actor: Actor) -> Task:
+    """An agent tells what happened to a task it runs or watches."""
+    target = REPORTED[report.state]
+    async with db.transaction() as conn:
+        task = await group_rows.get_task(conn, task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}", details={"id": task_id})
+        await _require_own_node(conn, task, actor)
+        extra: dict[str, Any] = {}
+        if report.address:
+            extra["address"] = report.address
+        if target is T.SLEEPING:
+            extra |= {"sleep_mode": report.sleep_mode,
+                      "gpu_released": bool(report.gpu_memory_released)}
+        elif target is T.RUNNING:
+            extra |= {"sleep_mode": None, "gpu_released": False}
+        if target in (T.FAILED, T.COMPLETED):
+            extra["address"] = None
+        reason = report.reason or report.state
+        if report.exit_code is not None and target is T.FAILED:
+            reason = f"{reason} (exit code {report.exit_code})"
+        if target is task.status:
+            await rows.update_task_if(conn, task.id, task.status.value, status_reason=reason,
+                                      **extra)
+        else:
+            await _move(conn, task, target, reason, actor, f"task.{report.state}", **extra)
+    return await _reload(db, task_id)
+
+
+async def _move(conn: Conn, task: Task, target: TaskStatus, reason: str, actor: Actor,
+                action: str, **extra: Any) -> None:
+    try:
+        transition_task(task.status, target)
+    except IllegalTransition as exc:
+        raise InvalidState(str(exc), details={"status": task.status.value,
+                                              "allowed": exc.allowed}) from exc
+    if not await rows.update_task_if(conn, task.id, task.status.value, status=target.value,
+                                     status_reason=reason, **extra):
+        raise InvalidState(f"task {task.id} changed meanwhile; look again",
+                           details={"id": task.id})
+    await audit.append(conn, actor=actor.principal, action=action, object_type="task",
+                       object_id=task.id, request_id=actor.request_id,
+                       details={"from": task.status.value, "to": target.value,
+                                "reason": reason})
+    await _follow_group(conn, task.group_id)
+
+
+async def _follow_group(conn: Conn, group_id: str) -> None:
+    """The group's status, reason and running count follow its tasks."""
+    group = await group_rows.get_task_group(conn, group_id, for_update=True)
+    if group is None:
+        return
+    status, reason, running = derive_group(
+        [TaskRow(id=t.id, rank=t.rank, status=t.status, status_reason=t.status_reason)
+         for t in group.tasks], stopped=False, why_pending=None)
+    if status is not group.status and status not in TASK_GROUP_TRANSITIONS[group.status]:
+        log.warning("group status not followed", extra={
+            "task_group_id": group_id, "from": group.status.value, "to": status.value})
+        return
+    await rows.update_group_if(conn, group_id, group.status.value, status=status.value,
+                               status_reason=reason, current_replicas=running)
+
+
+async def _task_and_engine(conn: Conn, task_id: str) -> tuple[Task, Engine | None]:
+    task = await group_rows.get_task(conn, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}", details={"id": task_id})
+    group = await group_rows.get_task_group(conn, task.group_id)
+    return task, (group.engine if group else None)
+
+
+async def _agent_of(conn: Conn, box: SecretBox, task: Task) -> tuple[str, str]:
+    if not task.node_id:
+        raise InvalidState(f"task {task.id} is not placed on a node yet", details={})
+    url, sealed = await node_rows.agent_endpoint(conn, task.node_id)
+    if not url or not sealed:
+        raise AgentUnavailable(
+            f"no agent has reported from node {task.node_name or task.node_id}; sleep and "
+            "wake need the HeteroFlow agent running there",
+            details={"node_id": task.node_id})
+    return url, box.open(sealed)
+
+
+def _agent_route(task: Task, engine: Engine | None, verb: str) -> tuple[str, str,
+                                                                       dict[str, Any]]:
+    """Where on the agent: its own tasks by id; engines Nomad placed by address."""
+    if task.alloc_id is None:
+        return "POST", f"/v1/tasks/{task.id}/{verb}", {}
+    sleep_api = ENGINES[engine].sleep_api if engine else None
+    return "POST", f"/v1/{verb}", {
+        "task_id": task.id, "address": task.address, "sleep_api": sleep_api,
+        # Nomad's docker driver names containers <task>-<allocation id>.
+        "container": f"engine-{task.alloc_id}"}
+
+
+async def _require_own_node(conn: Conn, task: Task, actor: Actor) -> None:
+    principal = actor.principal
+    if principal is None or principal.role.value == "admin":
+        return
+    cur = await conn.execute(
+        "SELECT 1 FROM nodes WHERE (id = %s OR nomad_node_id = %s) AND registered_by = %s",
+        (task.node_id, task.node_id, principal.name))
+    if await cur.fetchone() is None:
+        raise Forbidden(f"task {task.id} does not run on a node this agent reports",
+                        details={"node_id": task.node_id})
+
+
+def _wrong_state(task: Task, verb: str, allowed: frozenset[TaskStatus]) -> InvalidState:
+    names = ", ".join(sorted(s.value for s in allowed))
+    return InvalidState(f"task {task.id} is {task.status.value}; {verb} needs {names}",
+                        details={"status": task.status.value,
+                                 "allowed": sorted(s.value for s in allowed)})
+
+
+async def _reload(db: Database, task_id: str) -> Task:
+    async with db.transaction() as conn:
+        task = await group_rows.get_task(conn, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}", details={"id": task_id})
+    return task
