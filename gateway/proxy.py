@@ -123,7 +123,9 @@ def request_bytes(call: Call, route: Route, backend: Backend) -> bytes:
     return b"".join((
         b"POST ", path, b" HTTP/1.1\r\nHost: ", backend.origin.host_header,
         b"\r\nContent-Type: application/json\r\nContent-Length: ", str(len(body)).encode(),
-        b"\r\nX-Request-Id: ", call.request_id.encode(), b"\r\n", auth, b"\r\n", body))
+        # Not X-Request-Id: llama-cpp-python's server answers 400 to any value but a UUID.
+        b"\r\nX-Heteroflow-Request-Id: ", call.request_id.encode(), b"\r\n", auth, b"\r\n",
+        body))
 
 
 async def _hold_until_awake(rt: GatewayRuntime, call: Call) -> Attempts:

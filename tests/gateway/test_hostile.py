@@ -113,7 +113,7 @@ class TestHeaders:
         assert r.headers["x-request-id"] == "trace-123"
         seen = group.double.stats()["last_headers"]  # type: ignore[attr-defined]
         forwarded = {k.lower(): v for k, v in seen.items()}
-        assert forwarded["x-request-id"] == "trace-123"
+        assert forwarded["x-heteroflow-request-id"] == "trace-123"
         assert "authorization" not in forwarded  # the client's key never reaches a backend
 
     def test_raw_header_tricks_are_refused(self, stack: Stack, group: Group) -> None:
