@@ -246,7 +246,7 @@ def _merge(base: Json | None, override: Json | None) -> Json | None:
 def _default(target: Json, defaults: Json) -> None:
     for key, value in defaults.items():
         if target.get(key) is None:
-            target[key] = copy.deepcopy(value)
+            target[key] = copy.deepcopy(value) if isinstance(value, dict | list) else value
 
 
 def _defaulted(value: Json | None, defaults: Json, struct: str) -> Json:

@@ -40,7 +40,7 @@ class Batch:
     events: list[Event]
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription:
     """A stream's position and filter; `topics` maps topic -> filter keys ("*" = any)."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import ApiError
 
+_SEP = "\x00"
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|("(?:[^"\\]|\\.)*"|`[^`]*`)|(==|!=)|'
                     r'(\[\s*"(?:[^"\\]|\\.)*"\s*\])|([A-Za-z0-9_.\-/]+))')
 
@@ -36,7 +37,8 @@ def _tokenize(text: str) -> list[str]:
             raise ApiError(400, f"failed to read filter expression: {text!r}")
         token = next(g for g in match.groups() if g is not None)
         if token.startswith("["):
-            tokens[-1] = tokens[-1] + "." + _unquote(token[1:-1].strip())
+            # Indexed keys may contain dots: keep path parts apart with a NUL separator.
+            tokens[-1] = tokens[-1].replace(".", _SEP) + _SEP + _unquote(token[1:-1].strip())
         else:
             tokens.append(token)
         pos = match.end()
@@ -127,7 +129,7 @@ class _Parser:
 
 def _select(obj: Any, selector: str) -> Any:
     current = obj
-    for part in selector.split("."):
+    for part in selector.split(_SEP if _SEP in selector else "."):
         if isinstance(current, dict):
             current = current.get(part)
         else:

@@ -10,7 +10,6 @@ is counted under `DimensionExhausted` with Nomad's dimension text.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import random
 from dataclasses import dataclass, field
@@ -115,15 +114,11 @@ class Placer:
         self.rng = rng
         self.feasibility = Feasibility()
         pool = job.get("NodePool") or "default"
-        in_pool = [n for n in store.nodes.values() if pool == "all" or n["NodePool"] == pool]
-        self.nodes_in_pool = len(in_pool)
-        ready = [n for n in in_pool if n["Status"] == "ready"
-                 and n["SchedulingEligibility"] == "eligible"
-                 and _dc_matches(n["Datacenter"], job.get("Datacenters") or ["*"])]
+        self.nodes_in_pool, ready = store.candidates(pool, tuple(job.get("Datacenters") or ["*"]))
         self.available: dict[str, int] = {}
         for node in ready:
             self.available[node["Datacenter"]] = self.available.get(node["Datacenter"], 0) + 1
-        self.nodes = sorted(ready, key=lambda n: n["ID"])
+        self.nodes = list(ready)
         self.rng.shuffle(self.nodes)
         self.offset = 0
         self.asks: dict[str, GroupAsk] = {}
@@ -445,7 +440,3 @@ def _instance_allowed(instance_id: str, request: Json, device: Json) -> bool:
                                        Attr(str_val=instance_id)):
             return False
     return True
-
-
-def _dc_matches(datacenter: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(datacenter, p) for p in patterns)

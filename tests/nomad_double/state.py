@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,7 @@ class Store:
         self.scaling_events: dict[JobKey, dict[str, list[Json]]] = {}
         self._changed = asyncio.Event()
         self._open: Txn | None = None
+        self._candidates: dict[tuple[int, str, tuple[str, ...]], tuple[int, list[Json]]] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -87,6 +89,22 @@ class Store:
     def latest_deployment(self, key: JobKey) -> Json | None:
         found = self.job_deployments(key)
         return found[0] if found else None
+
+    def candidates(self, pool: str, datacenters: tuple[str, ...]) -> tuple[int, list[Json]]:
+        """Nodes in the pool, and its ready+eligible nodes in these datacenters (ID order).
+
+        Cached per nodes-table index: every evaluation asks, and nodes change rarely."""
+        key = (self.table_index["nodes"], pool, datacenters)
+        found = self._candidates.get(key)
+        if found is None:
+            if len(self._candidates) > 64:
+                self._candidates.clear()
+            in_pool = [n for n in self.nodes.values() if pool == "all" or n["NodePool"] == pool]
+            ready = [n for n in in_pool if n["Status"] == "ready"
+                     and n["SchedulingEligibility"] == "eligible"
+                     and any(fnmatch.fnmatchcase(n["Datacenter"], p) for p in datacenters)]
+            found = self._candidates[key] = (len(in_pool), sorted(ready, key=lambda n: n["ID"]))
+        return found
 
     def max_index(self, *tables: str) -> int:
         return max(self.table_index[t] for t in tables)
