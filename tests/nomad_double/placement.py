@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .constraints import Attribute as Attr
 from .constraints import (
     check_device_constraint,
-    check_node_constraint,
     resolve_device_target,
-    resolve_node_target,
 )
 from .feasibility import Feasibility, GroupAsk, device_matches, exhaust, filter_node
-from .objects import alloc_terminal, new_metric
+from .objects import new_metric
+from .plan import NodeDelta, Plan
+from .scoring import SpreadCounts, has_affinities, node_affinity, spread_counts, spread_score
 from .state import Store
 
 Json = dict[str, Any]
@@ -35,65 +35,12 @@ BINPACK_MAX = 18.0
 
 
 @dataclass
-class NodeDelta:
-    """What the plan being built changes on one node (stops free, placements take)."""
+class DeviceOffer:
+    """Device instances offered for one request, with its affinity weights."""
 
-    cpu: int = 0
-    memory: int = 0
-    disk: int = 0
-    devices_freed: set[str] = field(default_factory=set)
-    devices_taken: set[str] = field(default_factory=set)
-    ports_freed: set[int] = field(default_factory=set)
-    ports_taken: set[int] = field(default_factory=set)
-    stopped: set[str] = field(default_factory=set)
-    placed: list[Json] = field(default_factory=list)
-
-
-@dataclass
-class Plan:
-    """A scheduler plan: new allocations, stops (with a reason) and in-place updates."""
-
-    place: list[Json] = field(default_factory=list)
-    stop: dict[str, tuple[Json, str]] = field(default_factory=dict)
-    update: list[Json] = field(default_factory=list)
-    deltas: dict[str, NodeDelta] = field(default_factory=dict)
-
-    def delta(self, node_id: str) -> NodeDelta:
-        return self.deltas.setdefault(node_id, NodeDelta())
-
-    def add_stop(self, alloc: Json, reason: str) -> None:
-        if alloc["ID"] in self.stop:
-            return
-        self.stop[alloc["ID"]] = (alloc, reason)
-        if alloc_terminal(alloc):
-            return
-        delta = self.delta(alloc["NodeID"])
-        delta.stopped.add(alloc["ID"])
-        resources = alloc["AllocatedResources"]
-        for task in (resources.get("Tasks") or {}).values():
-            delta.cpu -= task["Cpu"]["CpuShares"]
-            delta.memory -= task["Memory"]["MemoryMB"]
-            for device in task.get("Devices") or []:
-                delta.devices_freed.update(device["DeviceIDs"])
-        delta.disk -= resources["Shared"]["DiskMB"]
-        delta.ports_freed.update(p["Value"] for p in resources["Shared"].get("Ports") or [])
-
-    def add_place(self, alloc: Json) -> None:
-        self.place.append(alloc)
-        delta = self.delta(alloc["NodeID"])
-        delta.placed.append(alloc)
-        resources = alloc["AllocatedResources"]
-        for task in resources["Tasks"].values():
-            delta.cpu += task["Cpu"]["CpuShares"]
-            delta.memory += task["Memory"]["MemoryMB"]
-            for device in task.get("Devices") or []:
-                delta.devices_taken.update(device["DeviceIDs"])
-        delta.disk += resources["Shared"]["DiskMB"]
-        delta.ports_taken.update(p["Value"] for p in resources["Shared"].get("Ports") or [])
-
-    @property
-    def empty(self) -> bool:
-        return not (self.place or self.stop or self.update)
+    resource: Json
+    matched_weight: float
+    total_weight: float
 
 
 @dataclass
@@ -135,9 +82,9 @@ class Placer:
         metric = self.new_metric()
         count = len(self.nodes)
         limit = max(2, math.ceil(math.log2(count))) if count else 2
-        if self._has_affinities(group) or group.get("Spreads") or self.job.get("Spreads"):
+        if has_affinities(self.job, group) or group.get("Spreads") or self.job.get("Spreads"):
             limit = max(limit, AFFINITY_NODE_LIMIT, group["Count"])
-        spread_counts = self._spread_counts(group)
+        counts = spread_counts(self.store, self.job, self.plan, group)
         best: Choice | None = None
         taken = 0
         skipped: list[Choice] = []
@@ -150,7 +97,7 @@ class Placer:
                     node, group, job_wide=ask.distinct_job):
                 filter_node(metric, node, "distinct_hosts")
                 continue
-            choice = self._rank(ask, node, metric, spread_counts, penalty_nodes or set())
+            choice = self._rank(ask, node, metric, counts, penalty_nodes or set())
             if choice is None:
                 continue
             if choice.score < SKIP_SCORE_THRESHOLD and len(skipped) < MAX_SKIP:
@@ -176,8 +123,8 @@ class Placer:
 
     # -- ranking ---------------------------------------------------------------------------
 
-    def _rank(self, ask: GroupAsk, node: Json, metric: Json, spread_counts: list[
-            tuple[str, dict[str, int], Json]], penalty_nodes: set[str]) -> Choice | None:
+    def _rank(self, ask: GroupAsk, node: Json, metric: Json, counts: SpreadCounts,
+              penalty_nodes: set[str]) -> Choice | None:
         usage = self.store.usage[node["ID"]]
         delta = self.plan.deltas.get(node["ID"]) or NodeDelta()
         group = ask.group
@@ -193,14 +140,14 @@ class Placer:
             resources = task.get("Resources") or {}
             assigned = []
             for request in resources.get("Devices") or []:
-                offer, matched, total = self._offer_device(node, request, devices_used)
-                if offer is None:
-                    exhaust(metric, node, f"devices: {matched}")
+                offer = self._offer_device(node, request, devices_used)
+                if isinstance(offer, str):
+                    exhaust(metric, node, f"devices: {offer}")
                     return None
-                devices_used = devices_used | set(offer["DeviceIDs"])
-                assigned.append(offer)
-                affinity_weight += total
-                affinity_sum += float(matched)
+                devices_used = devices_used | set(offer.resource["DeviceIDs"])
+                assigned.append(offer.resource)
+                affinity_weight += offer.total_weight
+                affinity_sum += offer.matched_weight
             cpu = resources.get("CPU") or 0
             cores = resources.get("Cores") or 0
             if cores:
@@ -241,10 +188,10 @@ class Placer:
             scores["job-anti-affinity"] = -1.0 * (collisions + 1) / max(group["Count"], 1)
         if node["ID"] in penalty_nodes:
             scores["node-reschedule-penalty"] = -1.0
-        affinity = self._node_affinity(group, node)
+        affinity = node_affinity(self.job, group, node)
         if affinity:
             scores["node-affinity"] = affinity
-        spread = self._spread_score(node, spread_counts, group)
+        spread = spread_score(node, counts, group)
         if spread:
             scores["allocation-spread"] = spread
         resources_out = {"Tasks": tasks,
@@ -300,14 +247,14 @@ class Placer:
                 return candidate
         return next((p for p in range(low, high + 1) if p not in taken), None)
 
-    def _offer_device(self, node: Json, request: Json, used: set[str]) -> tuple[
-            Json | None, float | str, float]:
-        """createOffer: the best-scoring device group with enough free healthy instances."""
+    def _offer_device(self, node: Json, request: Json, used: set[str]) -> DeviceOffer | str:
+        """createOffer: the best-scoring device group with enough free healthy instances,
+        or the reason there is none."""
         devices = node["NodeResources"].get("Devices") or []
         if not devices:
-            return None, "no devices available", 0.0
+            return "no devices available"
         wanted = request.get("Count") or 1
-        best: tuple[float, float, Json] | None = None
+        best: DeviceOffer | None = None
         affinities = request.get("Affinities") or []
         total_weight = sum(abs(a.get("Weight") or 0) for a in affinities)
         for device in devices:
@@ -324,15 +271,11 @@ class Placer:
                 right = resolve_device_target(affinity.get("RTarget") or "", device)
                 if check_device_constraint(affinity.get("Operand") or "=", left, right):
                     matched += affinity.get("Weight") or 0
-            score = matched / total_weight if total_weight else 0.0
-            if best is None or score >= best[0]:
-                offer = {"Vendor": device["Vendor"], "Type": device["Type"],
-                         "Name": device["Name"], "DeviceIDs": free}
-                if best is None or score > best[0]:
-                    best = (score, matched, offer)
-        if best is None:
-            return None, "no devices match request", 0.0
-        return best[2], best[1], total_weight
+            if best is None or matched > best.matched_weight:
+                best = DeviceOffer({"Vendor": device["Vendor"], "Type": device["Type"],
+                                    "Name": device["Name"], "DeviceIDs": free},
+                                   matched, total_weight)
+        return best if best is not None else "no devices match request"
 
     # -- scoring helpers -------------------------------------------------------------------
 
@@ -350,82 +293,6 @@ class Placer:
             if job_wide or alloc["TaskGroup"] == group["Name"]:
                 return True
         return False
-
-    def _has_affinities(self, group: Json) -> bool:
-        return bool(self.job.get("Affinities") or group.get("Affinities") or any(
-            t.get("Affinities") for t in group.get("Tasks") or []))
-
-    def _node_affinity(self, group: Json, node: Json) -> float:
-        affinities = list(self.job.get("Affinities") or []) + list(group.get("Affinities") or [])
-        for task in group.get("Tasks") or []:
-            affinities.extend(task.get("Affinities") or [])
-        if not affinities:
-            return 0.0
-        total = sum(abs(a.get("Weight") or 0) for a in affinities)
-        matched = sum(a.get("Weight") or 0 for a in affinities
-                      if check_node_constraint(a, node))
-        return matched / total if total else 0.0
-
-    def _spread_counts(self, group: Json) -> list[tuple[str, dict[str, int], Json]]:
-        spreads = list(group.get("Spreads") or []) + list(self.job.get("Spreads") or [])
-        if not spreads:
-            return []
-        out = []
-        live = [a for a in self.store.job_allocs((self.job["Namespace"], self.job["ID"]))
-                if a["TaskGroup"] == group["Name"] and not alloc_terminal(a)
-                and a["ID"] not in self.plan.stop]
-        live += [a for a in self.plan.place if a["TaskGroup"] == group["Name"]]
-        for spread in spreads:
-            counts: dict[str, int] = {}
-            for alloc in live:
-                node = self.store.nodes.get(alloc["NodeID"])
-                if node is None:
-                    continue
-                value, ok = resolve_node_target(spread.get("Attribute") or "", node)
-                if ok and value is not None:
-                    counts[value] = counts.get(value, 0) + 1
-            out.append((spread.get("Attribute") or "", counts, spread))
-        return out
-
-    def _spread_score(self, node: Json, spread_counts: list[tuple[str, dict[str, int], Json]],
-                      group: Json) -> float:
-        if not spread_counts:
-            return 0.0
-        total_weight = sum(s.get("Weight") or 0 for _, _, s in spread_counts) or 1
-        score = 0.0
-        for attribute, counts, spread in spread_counts:
-            value, ok = resolve_node_target(attribute, node)
-            targets = spread.get("SpreadTarget") or []
-            if not targets:
-                score += _even_spread(counts, value if ok else None)
-                continue
-            desired = {t["Value"]: t["Percent"] / 100 * group["Count"] for t in targets}
-            remaining = group["Count"] - sum(desired.values())
-            if 0 < sum(desired.values()) < group["Count"]:
-                desired["*"] = remaining
-            want = desired.get(value or "", desired.get("*")) if ok else desired.get("*")
-            if want is None or want == 0:
-                score -= 1.0
-                continue
-            used = counts.get(value or "", 0) + 1
-            score += ((want - used) / want) * ((spread.get("Weight") or 0) / total_weight)
-        return score
-
-
-def _even_spread(counts: dict[str, int], value: str | None) -> float:
-    if not counts:
-        return 0.0
-    if value is None:
-        return -1.0
-    current = counts.get(value, 0)
-    low, high = min(counts.values()), max(counts.values())
-    if current != low:
-        return (low - current) / low if low else -1.0
-    if low == high:
-        return -1.0
-    if low == 0:
-        return 1.0
-    return (high - low) / low
 
 
 def _instance_allowed(instance_id: str, request: Json, device: Json) -> bool:

@@ -25,7 +25,8 @@ from .objects import (
     new_alloc,
     new_deployment,
 )
-from .placement import Placer, Plan
+from .placement import Placer
+from .plan import Plan
 
 Json = dict[str, Any]
 

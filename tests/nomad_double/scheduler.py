@@ -18,7 +18,8 @@ from typing import Any
 
 from .gotypes import new_id, now_ns, rfc3339
 from .objects import ACTIVE_DEPLOYMENT, new_eval
-from .placement import Placer, Plan
+from .placement import Placer
+from .plan import Plan
 from .reconcile import Outcome, Reconciler
 from .state import JobKey, Store
 

@@ -144,3 +144,24 @@ async def test_allocation_list_filters(client: httpx.AsyncClient, double: NomadD
     assert single["RelatedEvals"] == []
     missing = await client.get("/v1/evaluation/nope")
     assert (missing.status_code, missing.text) == (404, "eval not found")
+
+
+async def test_device_affinity_picks_the_preferred_group(double: NomadDouble,
+                                                         client: httpx.AsyncClient) -> None:
+    fleet = {n["Name"]: n for n in mixed_fleet()}
+    node = copy.deepcopy(fleet["gpu-a100-01"])
+    node.update(ID="7d6c5b4a-0000-4000-8000-000000000003", Name="two-models")
+    node["Meta"]["heteroflow.models"] = "mixed-node-model"
+    node["NodeResources"]["Devices"] += copy.deepcopy(fleet["gpu-h100-01"]["NodeResources"][
+        "Devices"])
+    double.add_node(node)
+    job = gpu_job("prefers-h100", constraints=[{"LTarget": "${meta.heteroflow.models}",
+                                                "RTarget": "mixed-node-model", "Operand": "="}])
+    job["TaskGroups"][0]["Tasks"][0]["Resources"]["Devices"][0]["Affinities"] = [
+        {"LTarget": "${device.model}", "Operand": "regexp", "RTarget": "H100", "Weight": 100}]
+    await register(client, job)
+    [stub] = await allocs(client, "prefers-h100")
+    alloc = (await client.get(f"/v1/allocation/{stub['ID']}")).json()
+    [device] = alloc["AllocatedResources"]["Tasks"]["engine"]["Devices"]
+    assert device["Name"] == "NVIDIA H100 80GB HBM3"
+    assert alloc["Metrics"]["ScoreMetaData"][0]["Scores"]["devices"] == 1.0
