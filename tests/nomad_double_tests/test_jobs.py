@@ -207,6 +207,14 @@ class TestScaleAndStop:
             "alloc not needed due to job update"}
         assert {a["ClientStatus"] for a in stopped} == {"complete"}
 
+    async def test_preserve_counts(self, client: httpx.AsyncClient) -> None:
+        await register(client, cpu_job("web", count=1))
+        await client.post("/v1/job/web/scale", json={"Count": 3, "Target": {"Group": "server"}})
+        await register(client, cpu_job("web", count=1, cpu=800), PreserveCounts=True)
+        job = (await client.get("/v1/job/web")).json()
+        assert job["TaskGroups"][0]["Count"] == 3
+        assert job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 800
+
     async def test_scale_blocked_during_deployment(self, client: httpx.AsyncClient,
                                                    double: NomadDouble) -> None:
         job = cpu_job("web", count=1, max_parallel=1)
