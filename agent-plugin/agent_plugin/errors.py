@@ -1,7 +1,8 @@
 """The agent's one error tree. Each message is a reason an operator can act on; detection
-errors become the per-vendor reasons in a ``DetectionReport``::
+errors become the per-vendor reasons in a ``DetectionReport``. Classes the agent's HTTP
+API can answer with carry an HTTP ``status`` and a stable machine ``code``::
 
-    AgentError
+    AgentError                      500 agent_error
     ├── DetectError              a vendor's devices could not be read
     │   ├── ToolMissing          its command-line tool is not installed (or not on the path)
     │   ├── ToolFailed           the tool ran and exited non-zero
@@ -9,17 +10,27 @@ errors become the per-vendor reasons in a ``DetectionReport``::
     │   ├── UnparsableOutput     the tool answered something we cannot read
     │   └── LibraryUnavailable   a vendor library (NVML) could not be loaded or initialised
     ├── ModelUnreadable          a path is not a model we can describe (and why)
-    └── ExecutorError
-        ├── UnknownTask          no task with that id is known to the executor
-        ├── TaskExists           a task with that id is already being run
-        ├── InvalidTaskState     the operation does not apply in the task's state
-        └── SpawnFailed          the engine could not be started (its port is taken, ...)
+    ├── ExecutorError
+    │   ├── UnknownTask             404 unknown_task      no task with that id is known here
+    │   ├── TaskExists              409 task_exists       that id is already being run
+    │   ├── InvalidTaskState        409 invalid_state     not in the task's current state
+    │   └── SpawnFailed             409 spawn_failed      the engine could not be started
+    ├── SleepError
+    │   ├── SleepUnsupported        409 sleep_unsupported no way to sleep this engine
+    │   ├── EngineRefused           409 engine_refused    the engine or Docker said no
+    │   └── EngineUnreachable       502 engine_unreachable  no usable answer (Docker too)
+    ├── ReportError              the bridge or Nomad did not take a report (never answered)
+    ├── InvalidRequest              400 invalid_request   the API request is malformed
+    └── Unauthorized                401 unauthorized      no or a wrong agent secret
 """
 
 from __future__ import annotations
 
 
 class AgentError(Exception):
+    status = 500
+    code = "agent_error"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -58,16 +69,57 @@ class ExecutorError(AgentError):
 
 
 class UnknownTask(ExecutorError):
-    pass
+    status = 404
+    code = "unknown_task"
 
 
 class TaskExists(ExecutorError):
-    pass
+    status = 409
+    code = "task_exists"
 
 
 class InvalidTaskState(ExecutorError):
-    pass
+    status = 409
+    code = "invalid_state"
 
 
 class SpawnFailed(ExecutorError):
+    status = 409
+    code = "spawn_failed"
+
+
+class SleepError(AgentError):
     pass
+
+
+class SleepUnsupported(SleepError):
+    status = 409
+    code = "sleep_unsupported"
+
+
+class EngineRefused(SleepError):
+    status = 409
+    code = "engine_refused"
+
+
+class EngineUnreachable(SleepError):
+    status = 502
+    code = "engine_unreachable"
+
+
+class ReportError(AgentError):
+    """``retryable``: a later attempt may succeed (outage, 5xx, auth being fixed)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class InvalidRequest(AgentError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(AgentError):
+    status = 401
+    code = "unauthorized"
