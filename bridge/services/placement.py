@@ -8,6 +8,7 @@ engines no candidate node can run), VRAM per GPU, and the model mount.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -66,7 +67,7 @@ class NodeInventory:
         if self._nomad is None:
             return []  # no cluster to look at: the chain's first engine
         if time.monotonic() - self._at > self._ttl:
-            self._nodes = await self._nomad.nodes()
+            self._nodes = await self._full_nodes(self._nomad)
             self._at = time.monotonic()
         found = []
         for node in self._nodes:
@@ -74,6 +75,18 @@ class NodeInventory:
             if meta.get("heteroflow.gpu.vendor") == vendor.value:
                 found.append(parse_cc(meta.get("heteroflow.gpu.cc")))
         return found
+
+    @staticmethod
+    async def _full_nodes(nomad: NomadClient) -> list[dict[str, Any]]:
+        # Node list stubs carry no Meta, where the agent publishes compute capability.
+        stubs = [n for n in await nomad.nodes() if n.get("Status") == "ready"]
+        gate = asyncio.Semaphore(16)
+
+        async def one(node_id: str) -> dict[str, Any]:
+            async with gate:
+                return await nomad.node(node_id)
+
+        return list(await asyncio.gather(*(one(n["ID"]) for n in stubs)))
 
 
 class Placer:
