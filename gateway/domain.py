@@ -20,8 +20,15 @@ from typing import Any
 from gateway.upstream import Origin
 
 ALGORITHMS = ("round_robin", "random", "least_connections")
+_UNSAFE_IN_HEADERS = {c: None for c in range(32)} | {127: None}
 RUNNING = "running"
 ASLEEP = frozenset({"sleeping", "waking"})
+
+
+def header_safe(value: str, limit: int = 200) -> str:
+    """``value`` without control characters, fit to be a response header's value (route
+    versions and backend ids are sent back to clients on every response)."""
+    return value.translate(_UNSAFE_IN_HEADERS)[:limit]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.domain import header_safe
 from gateway.upstream import Origin
 
 
@@ -24,7 +25,7 @@ class Backend:
     def __init__(self, pool_key: str, backend_id: str, origin: Origin, address: str,
                  task_id: str | None) -> None:
         self.pool_key = pool_key
-        self.id = backend_id
+        self.id = header_safe(backend_id)  # named in every response's headers
         self.origin = origin
         self.address = address
         self.task_id = task_id
@@ -77,7 +78,7 @@ class BackendPool:
         old = {b.id: b for b in self._members.get(pool_key, ())}
         fresh: list[Backend] = []
         for m in members:
-            backend = old.get(m.backend_id)
+            backend = old.get(header_safe(m.backend_id))
             if backend is None or backend.address != m.address:
                 backend = Backend(pool_key, m.backend_id, Origin.from_address(m.address),
                                   m.address, m.task_id)

@@ -24,6 +24,7 @@ from gateway.domain import (
     Snapshot,
     TaskInfo,
     build_snapshot,
+    header_safe,
 )
 from gateway.upstream import Origin
 from gateway.upstream_keys import KeyUnavailable, UpstreamKeyBox
@@ -151,7 +152,7 @@ def _route_from_row(r: DictRow, groups: dict[str, Group],
                     box: UpstreamKeyBox) -> tuple[Route | None, str]:
     algorithm = r["algorithm"]
     common: dict[str, Any] = {"id": r["id"], "model_name": r["model_name"],
-                              "version": r["version"], "priority": r["priority"],
+                              "version": header_safe(r["version"]), "priority": r["priority"],
                               "weight": r["weight"]}
     if r["task_group_id"] is not None:
         group = groups.get(r["task_group_id"])

@@ -12,8 +12,8 @@ non-streaming body, or in the last events of a stream (present when the client a
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import time
 
 from gateway.metrics import GatewayMetrics
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 TAIL_BYTES = 8192
 _USAGE = b'"usage"'
+_OPENING = re.compile(rb"\s*:\s*\{")
+_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d{1,12})\b')
+_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d{1,12})\b')
 
 UsageKey = tuple[int, str, str, str]  # minute (unix seconds), key id, route id, model
 
@@ -91,34 +94,16 @@ def usage_in(data: bytes) -> tuple[int, int] | None:
 
 def _object_after(data: bytes, pos: int) -> tuple[int, int] | None:
     # Expect optional spaces, a colon, optional spaces, then "{"; a null means "look earlier".
-    n = len(data)
-    while pos < n and data[pos] in b" \t\r\n":
-        pos += 1
-    if pos >= n or data[pos] != ord(":"):
+    match = _OPENING.match(data, pos)
+    if match is None:
         return None
-    pos += 1
-    while pos < n and data[pos] in b" \t\r\n":
-        pos += 1
-    if pos >= n or data[pos] != ord("{"):
+    start = match.end() - 1
+    # The counts are flat integers near the start of the object; a regex on a bounded
+    # window costs far less than parsing the object (this runs on every response).
+    window = data[start:start + 1024]
+    prompt = _PROMPT.search(window)
+    completion = _COMPLETION.search(window)
+    if prompt is None and completion is None:
         return None
-    limit = min(n, pos + 4096)
-    close = data.find(b"}", pos, limit)
-    while close >= 0:
-        candidate = data[pos:close + 1]
-        if candidate.count(b"{") == candidate.count(b"}"):
-            try:
-                return _tokens(json.loads(candidate))
-            except ValueError:
-                return None
-        close = data.find(b"}", close + 1, limit)
-    return None
-
-
-def _tokens(obj: object) -> tuple[int, int] | None:
-    if not isinstance(obj, dict):
-        return None
-    prompt = obj.get("prompt_tokens", 0)
-    completion = obj.get("completion_tokens", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return max(0, prompt), max(0, completion)
+    return (int(prompt.group(1)) if prompt else 0,
+            int(completion.group(1)) if completion else 0)

@@ -150,6 +150,13 @@ async def _receive_body(request: Request, limit_s: float) -> bytes:
     """The body, read only after the key checked out, and in bounded time: the framework's
     request timeout stops at the headers, and a client trickling its body must not hold a
     connection for the whole (long) response timeout."""
+    http: Any = request.stream
+    if (http is not None and getattr(http, "request_body", None) is True
+            and len(http.recv_buffer) >= http.request_bytes_left):
+        # Already all here (the usual case): no timer, whose setup costs three getpid
+        # system calls in asyncio.timeout().
+        await request.receive_body()  # type: ignore[no-untyped-call]
+        return request.body
     try:
         async with asyncio.timeout(limit_s):
             await request.receive_body()  # type: ignore[no-untyped-call]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -50,6 +52,24 @@ class TestChat:
         assert chunks[-1].usage is not None
         assert chunks[-1].usage.prompt_tokens == 7
         assert chunks[-1].usage.completion_tokens == 4
+
+    def test_chunks_are_relayed_as_they_arrive(self, stack: Stack, served: Group) -> None:
+        paced = stack.double("paced", "paced")
+        paced.control(tokens=8, token_rate=10)  # one token every 100 ms
+        group = stack.world.add_group("paced")
+        group.add_task(paced)
+        stack.gateway.wait_serving(group.key, "paced")
+        arrivals = []
+        started = time.monotonic()
+        with httpx.stream("POST", stack.gateway.url + "/v1/chat/completions", timeout=30,
+                          headers={"Authorization": f"Bearer {group.key}"},
+                          json={"model": "paced", "messages": [], "stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    arrivals.append(time.monotonic() - started)
+        assert len(arrivals) == 9  # 8 tokens and the finish chunk
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:7], strict=False)]
+        assert all(0.05 < g < 0.2 for g in gaps), gaps  # not held back and sent together
 
     def test_legacy_completions_and_embeddings(self, stack: Stack, served: Group) -> None:
         sdk = client(stack, served.key)
