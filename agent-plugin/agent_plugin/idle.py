@@ -91,7 +91,7 @@ class IdleWatcher:
             return False
         try:
             await self._tasks.sleep(task_id, why=f"idle for {minutes} min (no running or "
-                                                 "waiting requests)")
+                                                 "waiting requests)", report=True)
         except AgentError as exc:
             self._idle_since[task_id] = now  # try again after another full timeout
             self.notes[task_id] = f"auto-sleep failed: {exc.message}"

@@ -3,9 +3,12 @@
 the bridge.
 
 Who reports what: executor transitions (starting, running, restarting, failed, completed)
-are reported from its listener; sleeping and waking are reported by the sleep logic here,
-so the executor's own paused/resumed transitions are not reported a second time. A task
-that restarts or stops is awake by definition.
+are reported from its listener. Falling asleep is reported here when the agent decided it
+itself (idle auto-sleep); a sleep or wake the bridge asked for through the API is reported
+by the API's answer only, because the bridge records that change itself and a
+second report racing its compare-and-set would make it refuse its own move. The executor's
+paused/resumed transitions are never reported: they are a sleep's means, not a state of
+their own. A task that restarts or stops is awake by definition.
 
     running --sleep--> sleeping (vllm | sglang: GPU memory released; paused: kept)
     sleeping --wake--> running
@@ -130,7 +133,8 @@ class NodeTasks:
                 if s.state == TaskState.RUNNING and s.task_id not in self._asleep
                 and self._meta.get(s.task_id, TaskMeta()).idle_timeout_minutes > 0]
 
-    async def sleep(self, task_id: str, why: str = "") -> SleepAnswer:
+    async def sleep(self, task_id: str, why: str = "", *, report: bool = False) -> SleepAnswer:
+        """Put a running task to sleep; ``report``: tell the bridge (when it did not ask)."""
         status = self.executor.status(task_id)  # UnknownTask for a stranger
         async with self._locks[task_id]:
             asleep = self._asleep.get(task_id)
@@ -147,7 +151,8 @@ class NodeTasks:
             reason = f"{why}: {outcome.message}" if why else outcome.message
             self._asleep[task_id] = Asleep(outcome.mode, outcome.gpu_memory_released,
                                            reason, time.time())
-            await self._report_sleep(task_id, outcome, reason, self._address(status))
+            if report:
+                await self._report_sleep(task_id, outcome, reason, self._address(status))
         log.info("task asleep", extra={"task_id": task_id, "mode": outcome.mode,
                                        "gpu_memory_released": outcome.gpu_memory_released})
         return SleepAnswer(task_id, "sleeping", outcome.mode, outcome.gpu_memory_released,
@@ -165,7 +170,6 @@ class NodeTasks:
             driver = self._sleepers.driver(self._meta[task_id].sleep_api, target)
             outcome = await driver.wake(target)
             self._asleep.pop(task_id, None)
-            await self._report_wake(task_id, outcome, self._address(status))
         log.info("task awake", extra={"task_id": task_id, "mode": outcome.mode})
         return SleepAnswer(task_id, "running", outcome.mode, False, outcome.message)
 
@@ -173,14 +177,12 @@ class NodeTasks:
         """An engine Nomad placed on this node: by its address, or its container."""
         async with self._locks[target.task_id]:
             outcome = await self._sleepers.driver(sleep_api, target).sleep(target)
-            await self._report_sleep(target.task_id, outcome, outcome.message, target.address)
         return SleepAnswer(target.task_id, "sleeping", outcome.mode,
                            outcome.gpu_memory_released, outcome.message)
 
     async def wake_remote(self, target: SleepTarget, sleep_api: str | None) -> SleepAnswer:
         async with self._locks[target.task_id]:
             outcome = await self._sleepers.driver(sleep_api, target).wake(target)
-            await self._report_wake(target.task_id, outcome, target.address)
         return SleepAnswer(target.task_id, "running", outcome.mode, False, outcome.message)
 
     async def shutdown(self) -> None:
@@ -192,16 +194,10 @@ class NodeTasks:
             state="sleeping", reason=reason, address=address, sleep_mode=outcome.mode,
             gpu_memory_released=outcome.gpu_memory_released))
 
-    async def _report_wake(self, task_id: str, outcome: SleepOutcome,
-                           address: str | None) -> None:
-        await self._reporter.submit(task_id, TaskStateReport(
-            state="running", reason=outcome.message, address=address,
-            gpu_memory_released=False))
-
     async def _on_change(self, change: StateChange) -> None:
         if change.state == TaskState.PAUSED or (
                 change.state == TaskState.RUNNING and change.previous == TaskState.PAUSED):
-            return  # the sleep logic reports these
+            return  # a sleep's means; the sleep itself is reported, if at all
         self._asleep.pop(change.task_id, None)  # (re)started or gone: awake either way
         final = change.state in FINAL_STATES
         reason = change.reason

@@ -1,16 +1,19 @@
-"""Task states to the bridge, in order, surviving a bridge outage.
+"""Task states to the bridge, in the order they happened, surviving a bridge outage.
 
-Only the newest state of each task matters to the bridge, so a task's unsent report is
-replaced by its next one; tasks are sent in the order they changed. A report the bridge
-cannot take now is retried with backoff; one it refuses for good (unknown task, a
-transition it does not allow) is dropped with a warning, since sending it again would
-only be refused again.
+Every transition is sent, in order: the bridge checks each against its state machine
+(starting -> sleeping is not a move it accepts, starting -> running -> sleeping is), so
+collapsing a task's reports into the newest would make it refuse the newest. A report the
+bridge cannot take now is retried with backoff, holding back the ones behind it; one it
+refuses for good (unknown task, a transition it does not allow) is dropped with a warning,
+since sending it again would only be refused again. The queue is bounded: in a very long
+outage the oldest reports give way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from agent_plugin.errors import ReportError
 from agent_plugin.report.backoff import Backoff
@@ -18,35 +21,42 @@ from agent_plugin.report.bridge import BridgeClient
 from agent_plugin.report.shapes import TaskStateReport
 
 log = logging.getLogger(__name__)
+MAX_PENDING = 10_000
 
 
 class TaskStateReporter:
     def __init__(self, bridge: BridgeClient | None, *, retry_first_s: float = 1.0,
-                 retry_cap_s: float = 30.0) -> None:
+                 retry_cap_s: float = 30.0, max_pending: int = MAX_PENDING) -> None:
         self._bridge = bridge
-        self._pending: dict[str, TaskStateReport] = {}  # insertion order = send order
+        self._pending: deque[tuple[str, TaskStateReport]] = deque()
+        self._max = max_pending
         self._changed = asyncio.Condition()
         self._backoff = Backoff(retry_first_s, retry_cap_s)
         self.sent = 0
+        self.dropped = 0
 
     async def submit(self, task_id: str, report: TaskStateReport) -> None:
         if self._bridge is None:
             return
         async with self._changed:
-            self._pending.pop(task_id, None)
-            self._pending[task_id] = report
+            if len(self._pending) >= self._max:
+                lost, old = self._pending.popleft()
+                self.dropped += 1
+                log.warning("task state reports overflow; oldest dropped",
+                            extra={"task_id": lost, "state": old.state})
+            self._pending.append((task_id, report))
             self._changed.notify_all()
 
     @property
-    def pending(self) -> dict[str, TaskStateReport]:
-        return dict(self._pending)
+    def pending(self) -> list[tuple[str, TaskStateReport]]:
+        return list(self._pending)
 
     async def run(self) -> None:
         """Send until cancelled."""
         while True:
             async with self._changed:
                 await self._changed.wait_for(lambda: bool(self._pending))
-                task_id, report = next(iter(self._pending.items()))
+                task_id, report = self._pending[0]
             delay = await self._send(task_id, report)
             if delay:
                 await asyncio.sleep(delay)
@@ -71,6 +81,7 @@ class TaskStateReporter:
                     "task_id": task_id, "state": report.state, "reason": exc.message,
                     "retry_in_s": delay})
                 return delay
+            self.dropped += 1
             log.warning("task state refused by the bridge; dropped", extra={
                 "task_id": task_id, "state": report.state, "reason": exc.message})
         else:
@@ -78,7 +89,7 @@ class TaskStateReporter:
             self.sent += 1
             log.debug("task state reported", extra={"task_id": task_id, "state": report.state})
         async with self._changed:
-            if self._pending.get(task_id) is report:  # not replaced while it was sent
-                del self._pending[task_id]
+            if self._pending and self._pending[0][1] is report:  # not pushed out meanwhile
+                self._pending.popleft()
             self._changed.notify_all()
         return 0.0
