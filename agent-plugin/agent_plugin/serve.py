@@ -72,18 +72,20 @@ class Agent:
             raise
 
     async def stop(self) -> None:
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        self._background.clear()
+        loops, self._background = self._background, []
+        sender = next((t for t in loops if t.get_name() == "agent:task-states"), None)
+        await _cancel([t for t in loops if t is not sender])
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self.tasks is not None:
             await self.tasks.shutdown()
-        if self.task_states is not None and not await self.task_states.flush(_FINAL_REPORTS_S):
+        # the sender still runs: the engines' final states go out now if the bridge answers
+        if self.task_states is not None and sender is not None and \
+                not await self.task_states.flush(_FINAL_REPORTS_S):
             log.warning("final task states not reported",
-                        extra={"tasks": sorted(self.task_states.pending)})
+                        extra={"tasks": sorted({t for t, _ in self.task_states.pending})})
+        await _cancel([sender] if sender is not None else [])
         await self._stack.aclose()
 
     async def _start(self) -> None:
@@ -158,6 +160,12 @@ async def _run(settings: AgentSettings) -> int:
     log.info("agent stopping; stopping the engines it started")
     await agent.stop()
     return 0
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _url_host(host: str) -> str:
