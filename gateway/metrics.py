@@ -5,12 +5,17 @@ them). Label values are bounded: models are the snapshot's model names or ``_oth
 backends are pool members, statuses are HTTP codes; each family also caps its number of
 series. Gauges that describe state (pool sizes, in-flight per backend, held requests) are
 computed when scraped, from the objects that own that state.
+
+With several workers, each worker exports its numbers to a file every second and a scrape
+(answered by any one worker) merges them: counters and histograms add up, gauges add up or
+take the maximum, as each says.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from typing import Any
 
 MAX_SERIES = 5000
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -35,11 +40,14 @@ class Counter:
         elif len(values) < MAX_SERIES:
             values[labels] = amount
 
-    def render(self) -> Iterable[str]:
+    def export(self) -> list[Any]:
+        return [[list(labels), value] for labels, value in self.values.items()]
+
+    def render(self, rows: list[Any]) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
-        for labels, value in self.values.items():
-            yield f"{self.name}{_fmt(self.label_names, labels)} {_num(value)}"
+        for labels, value in rows:
+            yield f"{self.name}{_fmt(self.label_names, tuple(labels))} {_num(value)}"
 
 
 class Histogram:
@@ -61,35 +69,47 @@ class Histogram:
         series[0][bisect_left(self.buckets, value)] += 1
         series[1][0] += value
 
-    def render(self) -> Iterable[str]:
+    def export(self) -> list[Any]:
+        return [[list(labels), counts, total[0]] for labels, (counts, total)
+                in self.series.items()]
+
+    def render(self, rows: list[Any]) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} histogram"
         names = (*self.label_names, "le")
-        for labels, (counts, total) in self.series.items():
+        for raw_labels, counts, total in rows:
+            labels = tuple(raw_labels)
             running = 0
             for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
                 running += count
                 le = "+Inf" if bound == float("inf") else _num(bound)
                 yield f"{self.name}_bucket{_fmt(names, (*labels, le))} {running}"
-            yield f"{self.name}_sum{_fmt(self.label_names, labels)} {_num(total[0])}"
+            yield f"{self.name}_sum{_fmt(self.label_names, labels)} {_num(total)}"
             yield f"{self.name}_count{_fmt(self.label_names, labels)} {running}"
 
 
 class Gauge:
-    """A gauge whose series are produced by a callback at scrape time."""
+    """A gauge whose series are produced by a callback at scrape time. ``merge`` says how
+    workers' values combine: ``sum`` (in-flight counts) or ``max``/``min`` (states every
+    worker sees alike, such as pool sizes or whether Consul answers)."""
 
     def __init__(self, name: str, help_text: str, label_names: Labels,
-                 collect: Callable[[], Iterable[tuple[Labels, float]]]) -> None:
+                 collect: Callable[[], Iterable[tuple[Labels, float]]],
+                 merge: str = "sum") -> None:
         self.name = name
         self.help = help_text
         self.label_names = label_names
         self.collect = collect
+        self.merge = merge
 
-    def render(self) -> Iterable[str]:
+    def export(self) -> list[Any]:
+        return [[list(labels), value] for labels, value in self.collect()]
+
+    def render(self, rows: list[Any]) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} gauge"
-        for labels, value in self.collect():
-            yield f"{self.name}{_fmt(self.label_names, labels)} {_num(value)}"
+        for labels, value in rows:
+            yield f"{self.name}{_fmt(self.label_names, tuple(labels))} {_num(value)}"
 
 
 class GatewayMetrics:
@@ -119,17 +139,52 @@ class GatewayMetrics:
         self.gauges: list[Gauge] = []
 
     def gauge(self, name: str, help_text: str, label_names: Labels,
-              collect: Callable[[], Iterable[tuple[Labels, float]]]) -> None:
-        self.gauges.append(Gauge("heteroflow_gateway_" + name, help_text, label_names, collect))
+              collect: Callable[[], Iterable[tuple[Labels, float]]],
+              merge: str = "sum") -> None:
+        self.gauges.append(Gauge("heteroflow_gateway_" + name, help_text, label_names, collect,
+                                 merge))
 
-    def render(self) -> str:
+    def families(self) -> tuple[Counter | Histogram | Gauge, ...]:
+        return (self.requests, self.latency, self.overhead, self.upstream_errors,
+                self.retries, self.stream_errors, self.wakes, self.usage_dropped, *self.gauges)
+
+    def export(self) -> dict[str, list[Any]]:
+        """This worker's numbers, JSON-ready (for the other workers' scrapes)."""
+        return {f.name: f.export() for f in self.families()}
+
+    def render(self, others: Iterable[dict[str, list[Any]]] = ()) -> str:
+        """The exposition of this worker's numbers merged with other workers' exports."""
+        mine = self.export()
+        others = list(others)
         lines: list[str] = []
-        families: tuple[Counter | Histogram | Gauge, ...] = (
-            self.requests, self.latency, self.overhead, self.upstream_errors, self.retries,
-            self.stream_errors, self.wakes, self.usage_dropped, *self.gauges)
-        for family in families:
-            lines.extend(family.render())
+        for family in self.families():
+            rows = mine.get(family.name, [])
+            if others:
+                rows = _merge(family, [rows, *(o.get(family.name, []) for o in others)])
+            lines.extend(family.render(rows))
         return "\n".join(lines) + "\n"
+
+
+def _merge(family: Counter | Histogram | Gauge, parts: list[list[Any]]) -> list[Any]:
+    merged: dict[tuple[str, ...], Any] = {}
+    for rows in parts:
+        for row in rows:
+            key = tuple(row[0])
+            if isinstance(family, Histogram):
+                if key in merged:
+                    old = merged[key]
+                    merged[key] = [row[0], [a + b for a, b in zip(old[1], row[1], strict=True)],
+                                   old[2] + row[2]]
+                else:
+                    merged[key] = [row[0], list(row[1]), row[2]]
+            elif key not in merged:
+                merged[key] = [row[0], row[1]]
+            elif isinstance(family, Gauge) and family.merge in ("max", "min"):
+                pick = max if family.merge == "max" else min
+                merged[key][1] = pick(merged[key][1], row[1])
+            else:
+                merged[key][1] += row[1]
+    return list(merged.values())
 
 
 def _fmt(names: Labels, values: Labels) -> str:

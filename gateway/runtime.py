@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -41,6 +45,8 @@ from gateway.wake import WAKERS, WakeCoordinator
 log = logging.getLogger(__name__)
 
 HELD_REFRESH_S = 0.25
+METRICS_SHARE_S = 1.0
+METRICS_STALE_S = 10.0  # exports older than this belong to workers that are gone
 
 
 class GatewayRuntime:
@@ -90,11 +96,14 @@ class GatewayRuntime:
         await self.discovery.start()
         self._install_gauges()
         loop = asyncio.get_running_loop()
-        for name, body, interval in (
+        loops: list[tuple[str, Callable[[], Awaitable[object]], Callable[[], float]]] = [
             ("refresh", self.refresh, self._refresh_interval),
             ("keys", self.keys.recheck, lambda: settings.key_recheck_interval_s),
             ("usage", self.usage.flush, lambda: settings.usage_flush_interval_s),
-        ):
+        ]
+        if settings.workers > 1:
+            loops.append(("metrics", self._export_metrics, lambda: METRICS_SHARE_S))
+        for name, body, interval in loops:
             self._tasks.append(loop.create_task(self._every(name, body, interval)))
 
     async def stop(self) -> None:
@@ -103,6 +112,8 @@ class GatewayRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):  # flush logged it; shutting down anyway
             await self.usage.flush()
+        with contextlib.suppress(OSError):
+            (self.settings.metrics_dir / f"{os.getpid()}.json").unlink(missing_ok=True)
         await self.wake.stop()
         await self.discovery.stop()
         await self.client.close()
@@ -170,6 +181,17 @@ class GatewayRuntime:
             "held_requests": self.wake.held,
         }
 
+    async def render_metrics(self) -> str:
+        """The exposition for a scrape: this worker's numbers plus the other workers'."""
+        if self.settings.workers <= 1:
+            return self.metrics.render()
+        others = await asyncio.to_thread(_read_exports, self.settings.metrics_dir, os.getpid())
+        return self.metrics.render(others)
+
+    async def _export_metrics(self) -> None:
+        data = json.dumps(self.metrics.export())
+        await asyncio.to_thread(_write_export, self.settings.metrics_dir, os.getpid(), data)
+
     def _refresh_interval(self) -> float:
         interval = self.settings.refresh_interval_s
         return min(interval, HELD_REFRESH_S) if self.wake.held else interval
@@ -200,7 +222,7 @@ class GatewayRuntime:
             return out
 
         m.gauge("pool_backends", "Backends per pool (task group or external route).",
-                ("pool", "state"), pool_sizes)
+                ("pool", "state"), pool_sizes, merge="max")
         m.gauge("backend_inflight", "Requests in flight per backend.", ("pool", "backend"),
                 lambda: [((k, b.id), b.inflight)
                          for k in pool.pool_keys() for b in pool.members(k)])
@@ -210,8 +232,30 @@ class GatewayRuntime:
                 lambda: [((), self.inflight)])
         m.gauge("discovery_up", "1 while the backend source (Consul) answers.", ("mode",),
                 lambda: [((str(self.discovery.health()["mode"]),),
-                          1.0 if self.discovery.health().get("ok") else 0.0)])
+                          1.0 if self.discovery.health().get("ok") else 0.0)], merge="min")
         m.gauge("database_up", "1 while the database answers.", (),
-                lambda: [((), 0.0 if self.db_error else 1.0)])
+                lambda: [((), 0.0 if self.db_error else 1.0)], merge="min")
         m.gauge("upstream_connections", "Upstream connections of this worker.", ("state",),
                 lambda: [((k,), v) for k, v in self.client.stats().items()])
+
+
+def _write_export(folder: Path, pid: int, data: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{pid}.json.tmp"
+    tmp.write_text(data)
+    os.replace(tmp, folder / f"{pid}.json")
+
+
+def _read_exports(folder: Path, own_pid: int) -> list[dict[str, list[Any]]]:
+    found: list[dict[str, list[Any]]] = []
+    now = time.time()
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        if path.stem == str(own_pid):
+            continue
+        try:
+            if now - path.stat().st_mtime > METRICS_STALE_S:
+                continue
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a worker replacing its file right now, or gone
+    return found

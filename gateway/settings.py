@@ -76,5 +76,10 @@ class GatewaySettings(BaseSettings):
         return self.home / "secret-key"
 
     @property
+    def metrics_dir(self) -> Path:
+        """Where the workers of this gateway (one per port) share their metrics."""
+        return self.home / "run" / f"gateway-{self.port}-metrics"
+
+    @property
     def uses_consul(self) -> bool:
         return bool(self.consul_http_addr)

@@ -35,6 +35,7 @@ from gateway.errors import (
 from gateway.openai.requests import parse_request
 from gateway.proxy import Call, forward
 from gateway.runtime import GatewayRuntime
+from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def build_blueprint() -> Blueprint:
 
     @bp.get("/metrics", name="metrics")
     async def metrics(request: Request) -> HTTPResponse:
-        body = _runtime(request).metrics.render()
+        body = await _runtime(request).render_metrics()
         return raw(body.encode(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     @bp.get("/gateway/health", name="health")
@@ -108,7 +109,7 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
     label = "_other"
     try:
         grant = await rt.keys.authorize(request.headers.get("authorization"))
-        body = await _receive_body(request, rt.settings.request_timeout_s)
+        body = await _receive_body(request, rt.settings)
         if len(body) > rt.settings.max_body_bytes:
             raise PayloadTooLarge(f"the request body is larger than "
                                   f"{rt.settings.max_body_bytes} bytes")
@@ -146,11 +147,14 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
         return error_response(exc, request_id)
 
 
-async def _receive_body(request: Request, limit_s: float) -> bytes:
-    """The body, read only after the key checked out, and in bounded time: the framework's
-    request timeout stops at the headers, and a client trickling its body must not hold a
-    connection for the whole (long) response timeout."""
+async def _receive_body(request: Request, settings: GatewaySettings) -> bytes:
+    """The body, read only after the key checked out, in bounded time and size: the
+    framework's request timeout stops at the headers, and a client trickling its body must
+    not hold a connection for the whole (long) response timeout. The size limit is the
+    gateway's own, also when it shares an app (and its app-wide limit) with the bridge."""
     http: Any = request.stream
+    if http is not None and hasattr(http, "request_max_size"):
+        http.request_max_size = settings.max_body_bytes
     if (http is not None and getattr(http, "request_body", None) is True
             and len(http.recv_buffer) >= http.request_bytes_left):
         # Already all here (the usual case): no timer, whose setup costs three getpid
@@ -158,7 +162,7 @@ async def _receive_body(request: Request, limit_s: float) -> bytes:
         await request.receive_body()  # type: ignore[no-untyped-call]
         return request.body
     try:
-        async with asyncio.timeout(limit_s):
+        async with asyncio.timeout(settings.request_timeout_s):
             await request.receive_body()  # type: ignore[no-untyped-call]
     except TimeoutError:
         raise RequestTimeout("the request body was not received in time") from None

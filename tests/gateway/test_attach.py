@@ -45,7 +45,8 @@ async def shared(pg: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     assert admin is not None
     port = free_port()
     home = tmp_path_factory.mktemp("home")
-    app = create_bridge(BridgeSettings(home=home, port=port, secret_key=TEST_SECRET_KEY),
+    app = create_bridge(BridgeSettings(home=home, port=port, secret_key=TEST_SECRET_KEY,
+                                       max_body_bytes=65_536),
                         db_url, name="bridge_with_gateway")
     attach(app, GatewaySettings(home=home, port=port, secret_key=TEST_SECRET_KEY,
                                 consul_http_addr=None, refresh_interval_s=0.2,
@@ -99,6 +100,15 @@ async def test_external_route_written_by_the_bridge(shared: Shared, tmp_path: Pa
                 await asyncio.sleep(0.1)
             assert r.status_code == 200, r.text
             assert r.headers["x-heteroflow-backend"] == "external"
+            # The app-wide body limit is the bridge's (64 KiB here); the gateway's own
+            # (8 MiB by default) governs its routes.
+            big = {"model": "attached", "messages": [{"role": "user", "content": "x" * 200_000}]}
+            r = await http.post("/v1/chat/completions", json=big,
+                                headers={"Authorization": f"Bearer {group.key}"})
+            assert r.status_code == 200, r.text
+            r = await http.post("/api/v1/model-routes", headers=auth,
+                                json={"model_name": "x" * 200_000})
+            assert r.status_code == 413
         seen = cloud.stats()
         assert seen["last_headers"]["Authorization"] == f"Bearer {CLOUD_KEY}"
         assert seen["last_body"]["model"] == "cloud-model"
