@@ -11,6 +11,7 @@
     ├── RateLimited (429)            an in-flight limit of the gateway or of the key bites
     ├── UpstreamFailed (502)         every backend tried failed before answering
     ├── NoHealthyBackend (503)       nothing to send to, or the wake bound was hit; Retry-After
+    ├── KeyStoreUnavailable (503)    a key not cached yet, and the database does not answer
     └── UpstreamTimeout (504)        the backends tried did not answer in time
 
 Bodies are ``{"error": {"message", "type", "param", "code"}}``; ``code`` is stable and
@@ -108,6 +109,12 @@ class NoHealthyBackend(GatewayError):
     status = 503
     type = "server_error"
     code = "no_healthy_backend"
+
+
+class KeyStoreUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "key_store_unavailable"
 
 
 class UpstreamTimeout(GatewayError):

@@ -17,8 +17,11 @@ import hmac
 import logging
 from collections import OrderedDict
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from gateway.domain import KeyGrant
-from gateway.errors import Unauthorized
+from gateway.errors import KeyStoreUnavailable, Unauthorized
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,7 +85,13 @@ class KeyCache:
         self._pending[digest] = future
         try:
             async with self._miss_gate:
-                found = await self._store.find_key(digest)
+                try:
+                    found = await self._store.find_key(digest)
+                except (psycopg.Error, PoolTimeout, OSError) as exc:
+                    log.warning("key lookup failed", extra={"reason": str(exc)})
+                    raise KeyStoreUnavailable(
+                        "API keys cannot be checked right now (the database does not answer); "
+                        "retry shortly", retry_after=2) from None
             grant = None
             if found is not None and hmac.compare_digest(found[0], digest):
                 grant = found[1]

@@ -65,6 +65,7 @@ _USAGE_UPSERT = (
     " completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens"
 )
 
+KEY_LOOKUP_WAIT_S = 3.0
 UsageRow = tuple[int, str, str, str, int, int, int, int]  # minute (unix s) first
 WorldRows = tuple[list[DictRow], list[DictRow], list[DictRow]]
 
@@ -93,8 +94,9 @@ class Store:
         return group_rows, task_rows, route_rows
 
     async def find_key(self, key_hash: str) -> tuple[str, KeyGrant] | None:
-        """The stored digest and the grant of an unrevoked key."""
-        async with self._pool.connection() as conn:
+        """The stored digest and the grant of an unrevoked key. On the request path, so it
+        waits for a connection only briefly."""
+        async with self._pool.connection(timeout=KEY_LOOKUP_WAIT_S) as conn:
             row = await (await conn.execute(_KEY, (key_hash,))).fetchone()
         if row is None:
             return None

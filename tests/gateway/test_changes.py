@@ -3,15 +3,18 @@ key revocation within seconds, route and task changes within 2 s, at default int
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import fresh_database
+from tests.conftest import free_port, fresh_database
 from tests.gateway.conftest import Stack
-from tests.gateway.harness import wait_until
+from tests.gateway.harness import Proc, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +92,27 @@ class TestRoutes:
         backends = {stack.gateway.chat(group.key, "join").headers["x-heteroflow-backend"]
                     for _ in range(4)}
         assert backends == {task_b}
+
+
+class TestDatabaseDown:
+    def test_unreachable_database_is_reported_not_hung(self, tmp_path: Path) -> None:
+        url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing?connect_timeout=1"
+        port = free_port()
+        proc = Proc([sys.executable, "-m", "gateway"], tmp_path / "gw.log", env={
+            "HETEROFLOW_DATABASE_URL": url, "HETEROFLOW_PORT": str(port),
+            "HETEROFLOW_HOME": str(tmp_path), "CONSUL_HTTP_ADDR": ""})
+        try:
+            base = f"http://127.0.0.1:{port}"
+            health = wait_until(lambda: (r := httpx.get(base + "/gateway/health")).status_code
+                                == 503 and r.json(), what="health while the database is down")
+            assert health["status"] == "degraded" and health["database"]["ok"] is False
+            started = time.monotonic()
+            r = httpx.post(base + "/v1/chat/completions", timeout=30,
+                           headers={"Authorization": "Bearer sk-unknown"},
+                           json={"model": "m", "messages": []})
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "key_store_unavailable"
+            assert r.headers["retry-after"]
+            assert time.monotonic() - started < 10
+        finally:
+            proc.stop()
