@@ -3,17 +3,17 @@ SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from agent_plugin.logs import configure_logging
 from agent_plugin.serve import run_agent
 from agent_plugin.settings import AgentSettings
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_agent(AgentSettings())
+    settings = AgentSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    return run_agent(settings)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +76,13 @@ class AgentSettings(BaseSettings):
     idle_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
     engine_timeout_seconds: float = Field(default=120.0, gt=0)  # sleep/wake calls
     stop_grace_seconds: float = Field(default=10.0, ge=0)  # SIGTERM before SIGKILL
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("model_roots", mode="before")
     @classmethod

@@ -75,9 +75,10 @@ class TestIdleWatcher:
         request = asyncio.create_task(client.post(url + "/v1/chat/completions", timeout=30,
                                                   json={"model": "double-model",
                                                         "messages": []}))
-        async with asyncio.timeout(10):
-            while (await client.get(url + "/_stats")).json()["running"] == 0:
-                await asyncio.sleep(0.05)
+        for _ in range(200):
+            if (await client.get(url + "/_stats")).json()["running"]:
+                break
+            await asyncio.sleep(0.05)
         clock.now += 50
         assert await watcher.tick() == []
         assert watcher.notes["task-idle"].startswith("busy: num_requests_running 1")
@@ -156,8 +157,8 @@ class TestIdleWatcher:
         assert await watcher.tick() == []
         assert watcher.notes == {
             "task-tf": "not auto-slept: no idle signal is known for engine transformers"}
-        never = [t for t in node_tasks.statuses_json(watcher.notes)
-                 if t["task_id"] == "task-never"][0]
+        never = next(t for t in node_tasks.statuses_json(watcher.notes)
+                     if t["task_id"] == "task-never")
         assert never["idle"] == "auto-sleep off (idle_timeout_minutes is 0)"
 
     @pytest.mark.slow

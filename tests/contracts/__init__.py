@@ -1,0 +1,1 @@
+"""Contract tests: the JSON the agent sends and the bridge takes, checked on both sides."""
