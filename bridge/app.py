@@ -22,6 +22,7 @@ from bridge.reconciler.loop import Reconciler
 from bridge.reconciler.port import NomadPlacement
 from bridge.services.nodes import mark_offline_nodes
 from bridge.services.placement import Placer
+from bridge.services.users import TokenCache
 from bridge.settings import BridgeSettings
 from bridge.storage.db import Database
 
@@ -56,6 +57,7 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.ctx.settings = settings
     app.ctx.version = package_version()
     app.ctx.database_url = database_url
+    app.ctx.tokens = TokenCache()
     app.ctx.secrets = SecretBox(load_or_create_key(settings.secret_key, settings.secret_key_file))
     for module in (task_groups, model_routes, api_keys, users, nodes, openapi):
         app.blueprint(module.bp)

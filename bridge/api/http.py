@@ -158,7 +158,7 @@ async def _authenticate(request: Request) -> Principal:
             details={"hint": "heteroflow up prints the admin token and stores it in "
                              "HETEROFLOW_HOME/admin-token"},
         )
-    return await authenticate(db(request), token.strip())
+    return await authenticate(db(request), token.strip(), request.app.ctx.tokens)
 
 
 def _authorize(principal: Principal, access: Access) -> None:

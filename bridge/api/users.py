@@ -68,7 +68,7 @@ async def create_token(request: Request, id: str) -> HTTPResponse:
 @operation(bp, "DELETE", "/tokens/{id}", summary="Revoke a bearer token", access="admin",
            response=None, status=204)
 async def revoke_token(request: Request, id: str) -> HTTPResponse:
-    await service.revoke_token(db(request), id, actor(request))
+    await service.revoke_token(db(request), id, actor(request), request.app.ctx.tokens)
     return HTTPResponse(status=204)
 
 

@@ -38,7 +38,7 @@ TOPICS = ["Allocation", "Evaluation", "Job", "Deployment"]
 class Reconciler:
     def __init__(
         self, db: Database, nomad: NomadClient, placer: Placer, *,
-        resync_seconds: float = 60.0, debounce_seconds: float = 0.05,
+        resync_seconds: float = 60.0, debounce_seconds: float = 0.2,
     ) -> None:
         self.db = db
         self.nomad = nomad
@@ -52,9 +52,13 @@ class Reconciler:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name="reconciler"),
-                       asyncio.create_task(self._registrations(), name="registrations")]
+    def start(self, registration_workers: int = 8) -> None:
+        # Registering is two round trips to Nomad (parse, register) per group: several run
+        # at once so a burst of creates is placed in seconds, not one after the other.
+        self._delays: dict[str, float] = {}
+        self._tasks = [asyncio.create_task(self._run(), name="reconciler")] + [
+            asyncio.create_task(self._registrations(), name=f"registrations-{i}")
+            for i in range(registration_workers)]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -114,15 +118,18 @@ class Reconciler:
         """Re-read some jobs and decide for their groups alone."""
         ids = sorted(set(job_ids))
         groups = await load_groups(self.db, job_ids=ids)
-        views: dict[str, JobView] = {}
-        for job_id in ids:
-            stub = await self.nomad.job(job_id)
-            if stub is None:
-                continue
-            view = await self._view(job_id, stub, await self.nomad.allocations_of(job_id),
-                                    groups)
-            if view is not None:
-                views[job_id] = view
+        gate = asyncio.Semaphore(8)
+
+        async def one(job_id: str) -> JobView | None:
+            async with gate:
+                stub = await self.nomad.job(job_id)
+                if stub is None:
+                    return None
+                allocs = await self.nomad.allocations_of(job_id)
+                return await self._view(job_id, stub, allocs, groups)
+
+        found = await asyncio.gather(*(one(j) for j in ids))
+        views = {v.job_id: v for v in found if v is not None}
         plan = decide(groups, views, full=False)
         await self._apply(plan)
         return plan
@@ -177,8 +184,11 @@ class Reconciler:
         await apply_changes(self.db, plan)
         for group_id in plan.register:
             self.request_registration(group_id)
-        for job_id in plan.purge:
-            log.warning("purging orphan job", extra={"job": job_id})
+        for job_id, owner in plan.purge:
+            # decide() saw the groups a moment ago; a group created since then owns its job.
+            if owner and await load_groups(self.db, group_ids=[owner]):
+                continue
+            log.warning("purging orphan job", extra={"job": job_id, "task_group_id": owner})
             try:
                 await self.placer.purge(job_id)
             except BridgeError as exc:
@@ -187,7 +197,7 @@ class Reconciler:
     # ------------------------------------------------------------------ registrations
 
     async def _registrations(self) -> None:
-        delays: dict[str, float] = {}
+        delays = self._delays
         while True:
             group_id = await self._register.get()
             self._queued.discard(group_id)

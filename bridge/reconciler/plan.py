@@ -79,7 +79,8 @@ class Plan:
     tasks: tuple[TaskChange, ...] = ()
     groups: tuple[GroupChange, ...] = ()
     register: tuple[str, ...] = ()  # group ids whose job must be (re)registered
-    purge: tuple[str, ...] = ()  # Nomad job ids nobody owns any more
+    # (Nomad job id, the group id in its meta): jobs whose group no longer exists
+    purge: tuple[tuple[str, str | None], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)  # moves refused, for the log
 
     @property
@@ -120,11 +121,13 @@ def decide(groups: list[GroupRow], jobs: dict[str, JobView], *, full: bool) -> P
                 notes.append(f"group {group.id}: {group.status} -> {status} refused")
             else:
                 changes.append(GroupChange(group.id, group.status, status, reason, running))
-    purge: list[str] = []
+    purge: list[tuple[str, str | None]] = []
     if full:
-        owned = {g.job_id for g in groups if g.job_id}
-        purge = sorted(j.job_id for j in jobs.values()
-                       if j.job_id not in owned and not j.stopped)
+        # Ownership is the group id in the job's meta, not the job id the row recorded: a
+        # job registered a moment ago may not be recorded yet, and must not be purged.
+        known = {g.id for g in groups}
+        purge = sorted((j.job_id, j.group_id) for j in jobs.values()
+                       if j.group_id not in known and not j.stopped)
     return Plan(tuple(tasks), tuple(changes), tuple(register), tuple(purge), tuple(notes))
 
 

@@ -27,7 +27,9 @@ async def create_key(db: Database, endpoint_id: str, name: str, actor: Actor) ->
             object_id=key.id, request_id=actor.request_id,
             details={"endpoint_id": endpoint_id, "name": name, "prefix": key.prefix},
         )
-    return key, secret
+        stored = await key_rows.get_api_key(conn, endpoint_id, key.id)
+    assert stored is not None
+    return stored, secret
 
 
 async def revoke_key(db: Database, endpoint_id: str, key_id: str, actor: Actor) -> ApiKey:

@@ -86,29 +86,41 @@ async def create_task_group(
         )
         group = replace(group, endpoint_id=endpoint.id)
 
+    key = secret = None
     try:
         async with db.transaction() as conn:
-            await group_rows.insert_task_group(conn, group)  # 3
-            await group_rows.insert_tasks(conn, tasks)  # 4
-            key = secret = None
-            if route is not None and endpoint is not None:
-                await route_rows.insert_route(conn, route)  # 5
-                await endpoint_rows.insert_endpoint(conn, endpoint)  # 6
-                key, secret = await issue_api_key(conn, endpoint.id, "default", actor)  # 7
-            await audit.append(  # 8
-                conn, actor=actor.principal, action="task_group.create",
-                object_type="task_group", object_id=group.id, request_id=actor.request_id,
-                details={"name": group.name, "tasks": len(tasks), "endpoint": group.endpoint_id,
-                         "route": route.id if route else None, "api_key": key.id if key else None},
-            )
-            # Read back what was written, so the answer carries the stored timestamps.
-            stored = await group_rows.get_task_group(conn, group.id)
-            if route is not None and endpoint is not None:
-                route = await route_rows.get_route(conn, route.id)
-                endpoint = await endpoint_rows.get_endpoint(conn, endpoint.id)
+            # One round trip for steps 3-8: the rows do not depend on each other's answers.
+            async with conn.pipeline():
+                await group_rows.insert_task_group(conn, group)  # 3
+                await group_rows.insert_tasks(conn, tasks)  # 4
+                if route is not None and endpoint is not None:
+                    await route_rows.insert_route(conn, route)  # 5
+                    await endpoint_rows.insert_endpoint(conn, endpoint)  # 6
+                    key, secret = await issue_api_key(conn, endpoint.id, "default", actor)  # 7
+                await audit.append(  # 8
+                    conn, actor=actor.principal, action="task_group.create",
+                    object_type="task_group", object_id=group.id,
+                    request_id=actor.request_id,
+                    details={"name": group.name, "tasks": len(tasks),
+                             "endpoint": group.endpoint_id,
+                             "route": route.id if route else None,
+                             "api_key": key.id if key else None},
+                )
+                # The rows' created_at/updated_at defaults are this transaction's timestamp.
+                cur = await conn.execute("SELECT transaction_timestamp() AS at")
+            row = await cur.fetchone()
     except DuplicateKey as exc:
         raise _conflict(exc, spec) from exc
-    assert stored is not None
+    assert row is not None
+    at = row["at"]
+    stored = replace(group, created_at=at, updated_at=at,
+                     tasks=[replace(t, created_at=at, updated_at=at) for t in tasks])
+    if route is not None:
+        route = replace(route, created_at=at, updated_at=at)
+    if endpoint is not None:
+        endpoint = replace(endpoint, created_at=at)
+    if key is not None:
+        key = replace(key, created_at=at)
     if placement is not None:
         placement.submit(stored.id)  # placed after commit: a placement outage loses nothing
     return CreatedTaskGroup(stored, route, endpoint, key, secret)
@@ -117,13 +129,16 @@ async def create_task_group(
 async def issue_api_key(
     conn: Conn, endpoint_id: str, name: str, actor: Actor
 ) -> tuple[ApiKey, str]:
-    """Create a gateway key inside the caller's transaction; return it and its clear text."""
+    """Create a gateway key inside the caller's transaction; return it and its clear text.
+
+    The returned key's ``created_at`` is left for the caller (it is the transaction's time).
+    """
     secret = ids.new_api_key()
-    key = await key_rows.insert_api_key(
-        conn, key_id=ids.new_api_key_id(), endpoint_id=endpoint_id, name=name,
-        prefix=secret_prefix(secret), key_hash=hash_secret(secret),
-        created_by=actor.principal.user_id if actor.principal else None,
-    )
+    key = ApiKey(id=ids.new_api_key_id(), endpoint_id=endpoint_id, name=name,
+                 prefix=secret_prefix(secret),
+                 created_by=actor.principal.user_id if actor.principal else None,
+                 created_at=None, last_used_at=None, revoked_at=None)
+    await key_rows.insert_api_key(conn, key, key_hash=hash_secret(secret))
     return key, secret
 
 

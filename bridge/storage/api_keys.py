@@ -23,18 +23,12 @@ def row_to_api_key(row: DictRow) -> ApiKey:
     )
 
 
-async def insert_api_key(
-    conn: Conn, *, key_id: str, endpoint_id: str, name: str, prefix: str, key_hash: str,
-    created_by: str | None,
-) -> ApiKey:
-    cur = await conn.execute(
+async def insert_api_key(conn: Conn, key: ApiKey, *, key_hash: str) -> None:
+    await conn.execute(
         "INSERT INTO api_keys (id, endpoint_id, name, key_prefix, key_hash, created_by)"
-        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-        (key_id, endpoint_id, name, prefix, key_hash, created_by),
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (key.id, key.endpoint_id, key.name, key.prefix, key_hash, key.created_by),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return row_to_api_key(row)
 
 
 async def list_api_keys(conn: Conn, endpoint_id: str) -> list[ApiKey]:
