@@ -48,7 +48,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def wait_http(url: str, timeout: float = 60.0) -> None:
+async def wait_http(url: str, timeout: float = 60.0) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
@@ -167,8 +167,6 @@ async def run(args: argparse.Namespace) -> None:
 
 async def direct_baseline(args: argparse.Namespace) -> float:
     """Register and place the same number of jobs with no bridge: the double's own time."""
-    from bridge.domain.models import Engine  # noqa: F401  (keeps imports symmetric)
-
     port = free_port()
     double = subprocess.Popen(
         [sys.executable, "-m", "tests.nomad_double", "--port", str(port), "--fleet", "gpu",
