@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import sys
 
+from pydantic import ValidationError
+
 from agent_plugin.logs import configure_logging
 from agent_plugin.serve import run_agent
 from agent_plugin.settings import AgentSettings
 
 
 def main() -> int:
-    settings = AgentSettings()
+    try:
+        settings = AgentSettings()
+    except ValidationError as exc:
+        print(f"heteroflow agent: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     return run_agent(settings)
 

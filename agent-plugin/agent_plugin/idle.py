@@ -37,6 +37,7 @@ class IdleWatcher:
         self._signals = IDLE_SIGNALS if signals is None else signals
         self._idle_since: dict[str, float] = {}
         self._counters: dict[str, dict[str, float]] = {}
+        self._epochs: dict[str, int] = {}
         self.notes: dict[str, str] = {}  # task id -> where its idleness stands, in words
 
     async def run(self) -> None:
@@ -51,7 +52,12 @@ class IdleWatcher:
         """Poll every candidate once; the ids of the tasks put to sleep."""
         candidates = self._tasks.idle_candidates()
         current = {c.task_id for c in candidates}
-        for table in (self._idle_since, self._counters, self.notes):
+        for task in candidates:  # slept and woke (or restarted) since the last poll
+            if self._epochs.get(task.task_id, task.epoch) != task.epoch:
+                self._idle_since.pop(task.task_id, None)
+                self._counters.pop(task.task_id, None)
+            self._epochs[task.task_id] = task.epoch
+        for table in (self._idle_since, self._counters, self.notes, self._epochs):
             for task_id in [t for t in table if t not in current]:
                 del table[task_id]  # asleep, stopped or restarted: start over when back
         slept = await asyncio.gather(*(self._check(c) for c in candidates))

@@ -76,6 +76,7 @@ class IdleCandidate:
     task_id: str
     meta: TaskMeta
     address: str  # where the agent reaches the engine
+    epoch: int  # changes with every start, restart, sleep and wake: idleness starts over
 
 
 class NodeTasks:
@@ -92,6 +93,7 @@ class NodeTasks:
         self._meta: dict[str, TaskMeta] = {}
         self._asleep: dict[str, Asleep] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._epochs: defaultdict[str, int] = defaultdict(int)
 
     async def start(self, spec: TaskSpec, meta: TaskMeta) -> TaskStatus:
         old_spec, old_meta = self._specs.get(spec.task_id), self._meta.get(spec.task_id)
@@ -128,7 +130,8 @@ class NodeTasks:
 
     def idle_candidates(self) -> list[IdleCandidate]:
         """Running, awake tasks that may fall asleep by themselves."""
-        return [IdleCandidate(s.task_id, self._meta[s.task_id], self._local_address(s.task_id))
+        return [IdleCandidate(s.task_id, self._meta[s.task_id], self._local_address(s.task_id),
+                              self._epochs[s.task_id])
                 for s in self.executor.statuses()
                 if s.state == TaskState.RUNNING and s.task_id not in self._asleep
                 and self._meta.get(s.task_id, TaskMeta()).idle_timeout_minutes > 0]
@@ -151,6 +154,7 @@ class NodeTasks:
             reason = f"{why}: {outcome.message}" if why else outcome.message
             self._asleep[task_id] = Asleep(outcome.mode, outcome.gpu_memory_released,
                                            reason, time.time())
+            self._epochs[task_id] += 1
             if report:
                 await self._report_sleep(task_id, outcome, reason, self._address(status))
         log.info("task asleep", extra={"task_id": task_id, "mode": outcome.mode,
@@ -170,6 +174,7 @@ class NodeTasks:
             driver = self._sleepers.driver(self._meta[task_id].sleep_api, target)
             outcome = await driver.wake(target)
             self._asleep.pop(task_id, None)
+            self._epochs[task_id] += 1
         log.info("task awake", extra={"task_id": task_id, "mode": outcome.mode})
         return SleepAnswer(task_id, "running", outcome.mode, False, outcome.message)
 
@@ -199,6 +204,7 @@ class NodeTasks:
                 change.state == TaskState.RUNNING and change.previous == TaskState.PAUSED):
             return  # a sleep's means; the sleep itself is reported, if at all
         self._asleep.pop(change.task_id, None)  # (re)started or gone: awake either way
+        self._epochs[change.task_id] += 1
         final = change.state in FINAL_STATES
         reason = change.reason
         if change.log_tail and change.state in (TaskState.FAILED, TaskState.RESTARTING):

@@ -106,6 +106,19 @@ class TestIdleWatcher:
         await watcher.tick()  # awake again: idleness counts from now, not from before
         assert watcher.notes["task-idle"] == "idle for 0.0 of 1 min"
 
+    async def test_a_sleep_and_wake_between_polls_starts_idleness_over(
+            self, node_tasks: NodeTasks, client: httpx.AsyncClient, tmp_path: Path) -> None:
+        clock = Clock()
+        watcher = IdleWatcher(node_tasks, client, clock=clock)
+        spec = double_task(tmp_path, "task-woken", free_port())
+        await running(node_tasks, spec, TaskMeta("vllm", "vllm", idle_timeout_minutes=1))
+        await watcher.tick()
+        await node_tasks.sleep("task-woken")  # the bridge's sleep and wake, between polls
+        await node_tasks.wake("task-woken")
+        clock.now += 3600
+        assert await watcher.tick() == []  # not slept right after being woken
+        assert watcher.notes["task-woken"] == "idle for 0.0 of 1 min"
+
     async def test_counters_show_requests_between_polls_and_failures_are_noted(
             self, node_tasks: NodeTasks, client: httpx.AsyncClient, tmp_path: Path) -> None:
         # a real process serving a file as /metrics, which the test rewrites
