@@ -38,8 +38,9 @@ async def bridge_standin() -> AsyncIterator[BridgeStandIn]:
 
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
-    """A folder with a short path: unix socket paths must stay under 108 bytes."""
-    folder = Path(tempfile.mkdtemp(prefix="hf-", dir="/tmp"))
+    """A folder with a short path: unix socket paths must stay under 108 bytes, and pytest's
+    tmp_path (with the test's name in it) can be longer."""
+    folder = Path(tempfile.mkdtemp(prefix="hf-"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -3,6 +3,7 @@ path, and where the recorded outputs they replay live."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import stat
 from pathlib import Path
@@ -56,3 +57,18 @@ class ToolBox:
         return DetectContext(tools=ToolRunner(str(self.folder), self.timeout_s),
                              sysfs_root=sysfs_root or self.folder / "no-sysfs",
                              inventory=inventory)
+
+
+def proc_state(pid: int | None) -> str:
+    """The state letter in /proc/PID/stat (R, S, T, Z, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def settles_in(pid: int | None, states: str, within_s: float = 5.0) -> str:
+    """The process's state once it is one of ``states``, else "": a signal is delivered
+    asynchronously, so a stopped process may still show R for a moment."""
+    for _ in range(int(within_s / 0.01)):
+        if proc_state(pid) in states:
+            return proc_state(pid)
+        await asyncio.sleep(0.01)
+    return ""

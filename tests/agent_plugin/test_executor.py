@@ -25,6 +25,7 @@ from agent_plugin.executor import (
     TaskState,
 )
 from agent_plugin.executor.local import group_members
+from tests.agent_plugin.helpers import settles_in
 from tests.agent_plugin.model_factory import smollm_gguf
 
 S = TaskState
@@ -66,10 +67,6 @@ class Recorder:
 
 def proc_environ(pid: int) -> list[bytes]:
     return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-
-
-def proc_state(pid: int | None) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def leftovers(*pids: int | None) -> list[int]:
@@ -190,9 +187,9 @@ async def test_pause_and_resume(executor: Executor, tmp_path: Path) -> None:
     with pytest.raises(InvalidTaskState):
         await executor.resume(task.task_id)
     assert (await executor.pause(task.task_id)).state == S.PAUSED
-    assert proc_state(pid) == "T"
+    assert await settles_in(pid, "T")
     assert (await executor.resume(task.task_id)).state == S.RUNNING
-    assert proc_state(pid) != "T"
+    assert await settles_in(pid, "RSD")
     await executor.pause(task.task_id)
     assert (await executor.stop(task.task_id, timeout=5)).state == S.COMPLETED  # while paused
     assert leftovers(pid) == []

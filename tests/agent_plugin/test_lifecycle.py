@@ -4,7 +4,6 @@ executor's SIGSTOP/SIGCONT of real process groups (the real llama.cpp server inc
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from agent_plugin.lifecycle.pause import DockerPause, ExecutorPause
 from agent_plugin.lifecycle.sglang import SglangSleep
 from agent_plugin.lifecycle.vllm import VllmSleep
 from agent_plugin.tasks import NodeTasks, TaskMeta
+from tests.agent_plugin.helpers import settles_in
 from tests.agent_plugin.model_factory import smollm_gguf
 from tests.agent_plugin.standins import (
     BridgeStandIn,
@@ -36,19 +36,6 @@ from tests.agent_plugin.standins import (
     double_task,
     free_port,
 )
-
-
-def proc_state(pid: int | None) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
-async def settles_in(pid: int | None, states: str) -> str:
-    """The process's state once it is one of ``states`` (signals land asynchronously)."""
-    for _ in range(500):
-        if proc_state(pid) in states:
-            break
-        await asyncio.sleep(0.01)
-    return proc_state(pid) if proc_state(pid) in states else ""
 
 
 @pytest.fixture
