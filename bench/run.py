@@ -103,7 +103,7 @@ class Bench:
     def spawn(self, args: list[str], cpu: int, log: str,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         out = (self.tmp / log).open("wb")
-        proc = subprocess.Popen([*self.pin(cpu), *args], cwd=ROOT, stdout=out,  # noqa: S603
+        proc = subprocess.Popen([*self.pin(cpu), *args], cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self.procs.append(proc)
         return proc
@@ -169,7 +169,7 @@ class Bench:
             f"wrk.body = '{body}'\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
             f'wrk.headers["Authorization"] = "Bearer {KEY}"\n')
-        out = subprocess.run(  # noqa: S603 (our own command line)
+        out = subprocess.run(
             [*self.pin(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
              "--latency", "-s", str(script), url + "/v1/chat/completions"],
             capture_output=True, text=True, check=True).stdout

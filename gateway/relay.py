@@ -136,7 +136,7 @@ def _whole(rt: GatewayRuntime, call: Call, route: Route, backend: Backend, resp:
     if status == 429 or status >= 500:
         retry_after = resp.header(b"retry-after")
         if retry_after is not None:
-            headers["retry-after"] = retry_after.decode("latin-1")
+            headers["retry-after"] = retry_after.decode("latin-1").translate(_CONTROL)[:64]
     response = RelayedResponse(body, status=status, headers=headers,
                                content_type=_content_type(content_type, "application/json"))
     if status == 429 or status >= 500:
