@@ -7,8 +7,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
-# The llama.cpp engine builds without its multimodal tools: a minute less, nothing we use.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# The llama.cpp engine builds without its multimodal tools (a minute less, nothing we use),
+# and for a portable AVX2 CPU rather than -march=native: a native build picks up AMX, whose
+# kernels crash (SIGSEGV) where the sandbox or kernel does not grant AMX tile state.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: up test lint clean-venv
 

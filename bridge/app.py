@@ -20,6 +20,7 @@ from bridge.errors import BridgeError
 from bridge.nomad.client import NomadClient
 from bridge.reconciler.loop import Reconciler
 from bridge.reconciler.port import NomadPlacement
+from bridge.services.local_placement import LocalPlacement
 from bridge.services.nodes import mark_offline_nodes
 from bridge.services.placement import Placer
 from bridge.services.users import TokenCache
@@ -74,10 +75,17 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
         app.ctx.placer = Placer(app.ctx.db, nomad, settings)
         app.ctx.placement = None
         app.ctx.reconciler = None
+        app.ctx.local = None
         if nomad is not None:
             app.ctx.reconciler = Reconciler(app.ctx.db, nomad, app.ctx.placer,
                                             resync_seconds=settings.reconcile_resync_seconds)
             app.ctx.placement = NomadPlacement(app.ctx.placer, app.ctx.reconciler)
+        elif settings.placement == "auto":
+            # No Nomad: the bridge fits tasks on the GPUs its agents report and the agents
+            # run the engines (on one machine: the agent `heteroflow up` starts beside it).
+            app.ctx.local = LocalPlacement(app.ctx.db, app.ctx.agents, app.ctx.secrets,
+                                           settings.local_model_roots)
+            app.ctx.placement = app.ctx.local
 
     @app.after_server_start
     async def start_reconciler(app: Sanic) -> None:  # type: ignore[type-arg]
@@ -86,12 +94,16 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
         if app.ctx.reconciler is not None:
             app.ctx.reconciler.start()
             log.info("placement on Nomad", extra={"nomad": settings.nomad_addr})
+        if app.ctx.local is not None:
+            app.ctx.local.start()
 
     @app.before_server_stop
     async def stop_reconciler(app: Sanic) -> None:  # type: ignore[type-arg]
         app.ctx.offline_watch.cancel()
         if app.ctx.reconciler is not None:
             await app.ctx.reconciler.stop()
+        if app.ctx.local is not None:
+            await app.ctx.local.stop()
 
     @app.after_server_stop
     async def close_db(app: Sanic) -> None:  # type: ignore[type-arg]

@@ -7,7 +7,7 @@ from ``HETEROFLOW_HOME`` rather than stored separately.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +53,9 @@ class BridgeSettings(BaseSettings):
         "NOMAD_TLS_SERVER_NAME", "HETEROFLOW_NOMAD_TLS_SERVER_NAME"))
     nomad_skip_verify: bool = Field(default=False, validation_alias=AliasChoices(
         "NOMAD_SKIP_VERIFY", "HETEROFLOW_NOMAD_SKIP_VERIFY"))
+    # auto: Nomad when NOMAD_ADDR is set, else this bridge's node agents; none: services are
+    # stored but not placed (dry runs, API tests).
+    placement: Literal["auto", "none"] = "auto"
     # The reconciler re-reads everything this often, besides following Nomad's events.
     reconcile_resync_seconds: float = Field(default=60.0, ge=1.0)
     # Which Nomad datacenters inference jobs may use (globs allowed).
@@ -84,6 +87,15 @@ class BridgeSettings(BaseSettings):
     secret_key: str | None = Field(default=None, repr=False)
     # A node is offline after this long without a heartbeat (agents beat every 30 s).
     node_offline_seconds: int = Field(default=90, ge=5)
+
+    @property
+    def local_models(self) -> Path:
+        """Models of the one-machine default (the demo model is put here)."""
+        return self.home / "models"
+
+    @property
+    def local_model_roots(self) -> tuple[Path, ...]:
+        return (*self.model_roots, self.local_models)
 
     @property
     def secret_key_file(self) -> Path:

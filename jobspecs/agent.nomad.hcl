@@ -43,12 +43,24 @@ job "heteroflow-agent" {
           target   = "/models"
           readonly = true
         }
+
+        # docker pause/unpause for engines without a sleep API, and engine image detection
+        mount {
+          type   = "bind"
+          source = "/var/run/docker.sock"
+          target = "/var/run/docker.sock"
+        }
       }
 
       env {
-        HETEROFLOW_BRIDGE_URL  = var.bridge_url
-        HETEROFLOW_MODEL_ROOTS = "/models"
-        NOMAD_ADDR             = "http://${attr.unique.network.ip-address}:4646"
+        HETEROFLOW_BRIDGE_URL     = var.bridge_url
+        HETEROFLOW_MODEL_ROOTS    = "/models"
+        # stable across container restarts, and the address the bridge can reach
+        HETEROFLOW_NODE_ID        = "${node.unique.id}"
+        HETEROFLOW_NOMAD_NODE_ID  = "${node.unique.id}"
+        HETEROFLOW_ADVERTISE_HOST = "${attr.unique.network.ip-address}"
+        HETEROFLOW_AGENT_URL      = "http://${attr.unique.network.ip-address}:3334"
+        NOMAD_ADDR                = "http://${attr.unique.network.ip-address}:4646"
       }
 
       template {

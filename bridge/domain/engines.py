@@ -255,3 +255,59 @@ def build_launch(engine: Engine, i: LaunchInput, command: str | None = None) -> 
         words = shlex.split(command)
         return Launch(entrypoint=tuple(words), args=())
     return ENGINES[engine].build(i)
+
+
+# --------------------------------------------------------------------------- local processes
+
+LOCAL_HEALTH_PATH = {"llama_cpp.server": "/v1/models"}  # llama-cpp-python has no /health
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLaunch:
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    health_path: str
+
+
+class NotRunnableHere(ValueError):
+    """The engine cannot run as a process on this machine; the message says why."""
+
+
+def local_launch(
+    engine: Engine, i: LaunchInput, *, python: str,
+    which: Callable[[str], str | None], importable: Callable[[str], bool],
+) -> LocalLaunch:
+    """The engine as a process on this machine (the one-machine default), loopback only.
+
+    llama.cpp prefers the ``llama-server`` binary and falls back to llama-cpp-python's
+    server, whose flags are spelled with underscores. MindIE and vLLM-MTT ship as vendor
+    containers only.
+    """
+    host = "127.0.0.1"
+    if engine is Engine.LLAMACPP:
+        if server := which("llama-server"):
+            args = list(_llamacpp(i).args)
+            args[args.index("0.0.0.0")] = host
+            return LocalLaunch((server, *args), {}, "/health")
+        if importable("llama_cpp.server"):
+            argv = [python, "-m", "llama_cpp.server", "--model", i.model_path, "--host", host,
+                    "--port", str(i.port), "--model_alias", i.served_name,
+                    "--n_ctx", str(i.context_length or 4096),
+                    "--n_gpu_layers", "0" if i.cpu_only else "-1"]
+            return LocalLaunch(tuple(argv), {}, LOCAL_HEALTH_PATH["llama_cpp.server"])
+        raise NotRunnableHere("llama.cpp is not installed here: neither llama-server nor "
+                              "llama-cpp-python (pip install 'llama-cpp-python[server]')")
+    if engine is Engine.VLLM and importable("vllm"):
+        launch = _vllm(i)
+        args = list(launch.args)
+        args[args.index("0.0.0.0")] = host
+        return LocalLaunch((python, "-m", "vllm.entrypoints.openai.api_server", "--model",
+                            *args), dict(launch.env), "/health")
+    if engine is Engine.SGLANG and importable("sglang"):
+        args = list(_sglang(i).args)
+        args[args.index("0.0.0.0")] = host
+        return LocalLaunch((python, "-m", "sglang.launch_server", *args), {}, "/health")
+    if engine is Engine.TRANSFORMERS and (cli := which("transformers")):
+        return LocalLaunch((cli, "serve", i.model_path, "--host", host, "--port", str(i.port)),
+                           {}, "/health")
+    raise NotRunnableHere(f"{engine.value} is not installed on this machine")

@@ -139,10 +139,10 @@ async def _move(conn: Conn, task: Task, target: TaskStatus, reason: str, actor: 
                        object_id=task.id, request_id=actor.request_id,
                        details={"from": task.status.value, "to": target.value,
                                 "reason": reason})
-    await _follow_group(conn, task.group_id)
+    await follow_group(conn, task.group_id)
 
 
-async def _follow_group(conn: Conn, group_id: str) -> None:
+async def follow_group(conn: Conn, group_id: str) -> None:
     """The group's status, reason and running count follow its tasks."""
     group = await group_rows.get_task_group(conn, group_id, for_update=True)
     if group is None:

@@ -128,3 +128,26 @@ async def _issue_token(conn: Conn, user_id: str, name: str) -> tuple[str, str]:
     await user_rows.insert_token(conn, token_id=token_id, user_id=user_id, name=name,
                                  prefix=secret_prefix(token), token_hash=hash_secret(token))
     return token_id, token
+
+
+async def ensure_service_account(db: Database, name: str, role: Role) -> tuple[str, str]:
+    """A service account (for this machine's agent or gateway) and a fresh token for it.
+
+    Called at each start by ``heteroflow up``; the previous tokens of the account are
+    revoked, so only the token handed to this run's component works.
+    """
+    async with db.transaction() as conn:
+        cur = await conn.execute("SELECT id FROM users WHERE name = %s", (name,))
+        row = await cur.fetchone()
+        if row is None:
+            user = User(id=ids.new_user_id(), name=name, role=role)
+            await user_rows.insert_user(conn, user)
+            user_id = user.id
+            await audit.append(conn, actor=None, action="user.create", object_type="user",
+                               object_id=user_id, details={"name": name, "role": role.value})
+        else:
+            user_id = row["id"]
+            await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s"
+                               " AND revoked_at IS NULL", (user_id,))
+        _, token = await _issue_token(conn, user_id, "local")
+    return user_id, token
