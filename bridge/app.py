@@ -12,7 +12,7 @@ from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bridge.agents.client import AgentClient
-from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, users
+from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, usage, users
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
 from bridge.crypto import SecretBox, load_or_create_key
@@ -60,7 +60,7 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.ctx.database_url = database_url
     app.ctx.tokens = TokenCache()
     app.ctx.secrets = SecretBox(load_or_create_key(settings.secret_key, settings.secret_key_file))
-    for module in (task_groups, model_routes, api_keys, users, nodes, openapi):
+    for module in (task_groups, model_routes, api_keys, users, nodes, usage, openapi):
         app.blueprint(module.bp)
     install_error_handlers(app)
 

@@ -520,3 +520,18 @@ class TaskStateReport(Lenient):
     exit_code: int | None = None
     sleep_mode: Literal["vllm", "sglang", "paused"] | None = None
     gpu_memory_released: bool | None = None
+
+
+class ScaleRequest(Strict):
+    replicas: Annotated[int, Field(ge=1, le=MAX_WORLD_SIZE)]
+
+
+class UsageOut(Out):
+    bucket_start: datetime
+    api_key_id: str | None
+    route_id: str | None
+    model_name: str | None
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int

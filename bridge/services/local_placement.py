@@ -74,6 +74,18 @@ class LocalPlacement:
                 with contextlib.suppress(AgentRefused):  # already gone there
                     await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
 
+    async def stop_task(self, group: TaskGroup, task: Task) -> None:
+        if task.node_id:
+            url, secret = await self._agent(task.node_id)
+            with contextlib.suppress(AgentRefused):  # not running there any more
+                await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
+
+    async def retry_task(self, group: TaskGroup, task: Task) -> None:
+        self.submit(group.id)
+
+    async def scale(self, group: TaskGroup, replicas: int) -> None:
+        self.submit(group.id)  # removed tasks were stopped one by one before
+
     # ------------------------------------------------------------------ loop
 
     def start(self) -> None:

@@ -134,7 +134,9 @@ class Placer:
         group = rendered.group
         try:
             job = await self.cluster.parse(rendered.hcl)
-            result = await self.cluster.register(job, modify_index=group.job_modify_index)
+            # Counts set through the scale API survive a re-registration.
+            result = await self.cluster.register(job, modify_index=group.job_modify_index,
+                                                 preserve_counts=group.job_modify_index is not None)
             index = int(result.get("JobModifyIndex") or 0)
         except NomadUnavailable as exc:
             await self._note(group_id, f"Nomad is unreachable ({exc.message}); "

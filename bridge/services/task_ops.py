@@ -62,7 +62,7 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
     reason = answer.get("message") or (
         "asleep, GPU memory released" if released else "compute paused, GPU memory kept")
     async with db.transaction() as conn:
-        await _move(conn, task, T.SLEEPING, reason, actor, "task.sleep",
+        await move_task(conn, task, T.SLEEPING, reason, actor, "task.sleep",
                     sleep_mode=mode, gpu_released=released)
     return await _reload(db, task_id)
 
@@ -76,20 +76,20 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
         if task.status is not T.SLEEPING:
             raise _wrong_state(task, "wake", frozenset({T.SLEEPING}))
         url, secret = await _agent_of(conn, box, task)
-        await _move(conn, task, T.WAKING, "waking up", actor, "task.wake")
+        await move_task(conn, task, T.WAKING, "waking up", actor, "task.wake")
     try:
         answer = await agents.call(url, secret, *_agent_route(task, engine, "wake"))
     except Exception:
         async with db.transaction() as conn:
             current = await group_rows.get_task(conn, task_id)
             if current is not None and current.status is T.WAKING:
-                await _move(conn, current, T.SLEEPING, "wake failed; still asleep", actor,
+                await move_task(conn, current, T.SLEEPING, "wake failed; still asleep", actor,
                             "task.wake_failed")
         raise
     async with db.transaction() as conn:
         current = await group_rows.get_task(conn, task_id)
         if current is not None and current.status is T.WAKING:
-            await _move(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
+            await move_task(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
                         "task.awake", sleep_mode=None, gpu_released=False)
     return await _reload(db, task_id)
 
@@ -120,11 +120,11 @@ async def report_task_state(db: Database, task_id: str, report: StateReport,
             await rows.update_task_if(conn, task.id, task.status.value, status_reason=reason,
                                       **extra)
         else:
-            await _move(conn, task, target, reason, actor, f"task.{report.state}", **extra)
+            await move_task(conn, task, target, reason, actor, f"task.{report.state}", **extra)
     return await _reload(db, task_id)
 
 
-async def _move(conn: Conn, task: Task, target: TaskStatus, reason: str, actor: Actor,
+async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, actor: Actor,
                 action: str, **extra: Any) -> None:
     try:
         transition_task(task.status, target)

@@ -1,0 +1,129 @@
+"""Service operations of the seed's table that go through placement: stop, retry, scale.
+
+| operation | allowed when              | effect                                          |
+|-----------|---------------------------|-------------------------------------------------|
+| stop      | running, starting (and    | the engine ends; task -> stopping -> completed  |
+|           | scheduled, sleeping)      |                                                 |
+| retry     | failed                    | task -> pending, placed again                   |
+| scale     | group running/scheduling  | replicas = tasks; new ranks pending, the highest |
+|           |                           | ranks stopped and removed                       |
+"""
+
+from __future__ import annotations
+
+from bridge.domain import ids
+from bridge.domain.models import Task, TaskGroup
+from bridge.domain.status import TaskGroupStatus, TaskStatus
+from bridge.errors import InvalidState, NotFound, ValidationFailed
+from bridge.services.context import Actor
+from bridge.services.ports import PlacementPort
+from bridge.services.task_ops import follow_group, move_task
+from bridge.storage import audit
+from bridge.storage import task_groups as group_rows
+from bridge.storage.db import Database
+
+T = TaskStatus
+STOPPABLE = frozenset({T.RUNNING, T.STARTING, T.SCHEDULED, T.SLEEPING})
+SCALABLE = frozenset({TaskGroupStatus.RUNNING, TaskGroupStatus.SCHEDULING})
+
+
+async def stop_task(db: Database, placement: PlacementPort | None, task_id: str,
+                    actor: Actor) -> Task:
+    group, task = await _load(db, task_id)
+    if task.status not in STOPPABLE:
+        raise InvalidState(f"task {task.id} is {task.status.value}; stop needs one of: "
+                           + ", ".join(sorted(s.value for s in STOPPABLE)),
+                           details={"status": task.status.value})
+    if placement is not None:
+        await placement.stop_task(group, task)  # may refuse before anything changed
+    async with db.transaction() as conn:
+        await move_task(conn, task, T.STOPPING, "stopping on request", actor, "task.stop")
+        if placement is not None and group.nomad_job_id is None:
+            # A local engine has ended when the agent answered.
+            current = await group_rows.get_task(conn, task_id)
+            if current is not None and current.status is T.STOPPING:
+                await move_task(conn, current, T.COMPLETED, "stopped on request", actor,
+                            "task.stopped", address=None)
+    return await _reload(db, task_id)
+
+
+async def retry_task(db: Database, placement: PlacementPort | None, task_id: str,
+                     actor: Actor) -> Task:
+    group, task = await _load(db, task_id)
+    if task.status is not T.FAILED:
+        raise InvalidState(f"task {task.id} is {task.status.value}; only a failed task is "
+                           "retried", details={"status": task.status.value})
+    async with db.transaction() as conn:
+        await move_task(conn, task, T.PENDING, "placing it again (retry)", actor, "task.retry",
+                    node_id=None, node_name=None, gpu_id=None, address=None)
+    if placement is not None:
+        await placement.retry_task(group, task)
+    return await _reload(db, task_id)
+
+
+async def scale_group(db: Database, placement: PlacementPort | None, group_id: str,
+                      replicas: int, actor: Actor) -> TaskGroup:
+    async with db.transaction() as conn:
+        group = await group_rows.get_task_group(conn, group_id)
+    if group is None:
+        raise NotFound(f"no task group {group_id}", details={"id": group_id})
+    if group.status not in SCALABLE:
+        raise InvalidState(f"task group {group.name} is {group.status.value}; scaling needs "
+                           "running or scheduling", details={"status": group.status.value})
+    if replicas < group.min_replicas or (group.max_replicas and replicas > group.max_replicas):
+        bound = f"{group.min_replicas}-{group.max_replicas or 'unlimited'}"
+        raise ValidationFailed(f"replicas must be within min/max replicas ({bound})",
+                               details={"field": "replicas"})
+    current = len(group.tasks)
+    if replicas == current:
+        return group
+    removed = [t for t in group.tasks if t.rank >= replicas]
+    if placement is not None:
+        await placement.scale(group, replicas)  # Nomad: 409 while a deployment rolls out
+        if group.nomad_job_id is None:  # on Nomad the new count stops the highest ranks
+            for task in removed:
+                if task.status in STOPPABLE:
+                    await placement.stop_task(group, task)
+    async with db.transaction() as conn:
+        if replicas > current:
+            template = group.tasks[0]
+            new = [Task(id=ids.new_task_id(group.id, rank), group_id=group.id, rank=rank,
+                        status=T.PENDING, status_reason="waiting for placement",
+                        image=template.image, gpu_required=template.gpu_required,
+                        gpu_type=template.gpu_type, gpu_id=None, node_id=None,
+                        model_path=template.model_path, ports=template.ports, volumes=[],
+                        estimated_gpu_memory_mb=template.estimated_gpu_memory_mb)
+                   for rank in range(current, replicas)]
+            await group_rows.insert_tasks(conn, new)
+        else:
+            await conn.execute("DELETE FROM tasks WHERE group_id = %s AND rank >= %s",
+                               (group.id, replicas))
+        await audit.append(conn, actor=actor.principal, action="task_group.scale",
+                           object_type="task_group", object_id=group.id,
+                           request_id=actor.request_id,
+                           details={"from": current, "to": replicas,
+                                    "removed": [t.id for t in removed]})
+        await follow_group(conn, group.id)
+    if placement is not None and replicas > current and group.nomad_job_id is None:
+        placement.submit(group.id)
+    async with db.transaction() as conn:
+        scaled = await group_rows.get_task_group(conn, group_id)
+    assert scaled is not None
+    return scaled
+
+
+async def _load(db: Database, task_id: str) -> tuple[TaskGroup, Task]:
+    async with db.transaction() as conn:
+        task = await group_rows.get_task(conn, task_id)
+        group = await group_rows.get_task_group(conn, task.group_id) if task else None
+    if task is None or group is None:
+        raise NotFound(f"no task {task_id}", details={"id": task_id})
+    return group, task
+
+
+async def _reload(db: Database, task_id: str) -> Task:
+    async with db.transaction() as conn:
+        task = await group_rows.get_task(conn, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}", details={"id": task_id})
+    return task
