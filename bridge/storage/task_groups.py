@@ -192,7 +192,9 @@ async def get_task_group(
     row = await cur.fetchone()
     if row is None:
         return None
-    tasks = await list_tasks(conn, TaskFilter(group_id=group_id), limit=10_000, offset=0)
+    cur = await conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE group_id = %s ORDER BY rank", (group_id,))
+    tasks = [row_to_task(r) for r in await cur.fetchall()]
     return row_to_task_group(row, tasks)
 
 

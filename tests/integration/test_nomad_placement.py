@@ -312,3 +312,65 @@ async def _placed(env: Env, gid: str) -> dict[str, Any] | None:
 async def _reason_has(env: Env, gid: str, words: str) -> dict[str, Any] | None:
     g = await env.group(gid)
     return g if words in g["status_reason"] else None
+
+
+class TestServiceOperations:
+    async def test_scale_waits_out_a_deployment_then_adds_a_replica(self, env_factory) -> None:
+        env = await env_factory(runner=ManualRunner(), nodes=nodes_named("a100"))
+        g = await env.create(parallelism="split", world_size=1)
+        placed = await env.eventually(lambda: _placed(env, g["id"]))
+        r = await env.api.put(f"/task-groups/{g['id']}/scale", json={"replicas": 2})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "nomad_conflict"
+        assert "deployment" in r.json()["error"]["message"]
+        assert len((await env.group(g["id"]))["tasks"]) == 1  # nothing changed
+        alloc = env.double.allocations(placed["nomad_job_id"])[0]
+        env.double.set_alloc_status(alloc["ID"], "running", healthy=True)
+        await env.eventually(lambda: _running(env, g["id"]))
+
+        async def scaled() -> Any:
+            r = await env.api.put(f"/task-groups/{g['id']}/scale", json={"replicas": 2})
+            return r if r.status_code == 200 else None
+
+        r = await env.eventually(scaled)  # once Nomad's deployment is marked successful
+        assert [t["rank"] for t in r.json()["tasks"]] == [0, 1]
+        second = await env.eventually(lambda: _placed(env, g["id"]))
+        assert second["tasks"][1]["node_name"]
+        assert len(env.double.allocations(placed["nomad_job_id"])) == 2
+
+    async def test_stop_then_retry_after_a_failure(self, env_factory) -> None:
+        env = await env_factory(runner=ManualRunner())
+        g = await env.create()
+        placed = await env.eventually(lambda: _placed(env, g["id"]))
+        tid = placed["tasks"][0]["id"]
+        alloc = env.double.allocations(placed["nomad_job_id"])[0]
+        env.double.set_alloc_status(alloc["ID"], "failed", healthy=False)
+        failed = await env.eventually(
+            lambda: _task_status(env, g["id"], "failed"))
+        assert failed["status"] == "failed"
+        r = await env.api.post(f"/tasks/{tid}", params={"action": "retry"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] in ("pending", "scheduled")
+        await env.eventually(lambda: _fresh_alloc(env, placed["nomad_job_id"], alloc["ID"]))
+        bad = await env.api.post(f"/tasks/{tid}", params={"action": "reboot"})
+        assert bad.status_code == 422
+
+        live = next(a for a in env.double.allocations(placed["nomad_job_id"])
+                    if a["ID"] != alloc["ID"])
+        env.double.set_alloc_status(live["ID"], "running", healthy=True)
+        await env.eventually(lambda: _running(env, g["id"]))
+        r = await env.api.post(f"/tasks/{tid}/stop")
+        assert r.status_code == 200 and r.json()["status"] == "stopping"
+        done = await env.eventually(lambda: _task_status(env, g["id"], "completed"))
+        assert done["status"] == "completed"
+        r = await env.api.delete(f"/task-groups/{g['id']}")
+        assert r.status_code == 200
+
+
+async def _task_status(env: Env, gid: str, status: str) -> dict[str, Any] | None:
+    g = await env.group(gid)
+    return g if g["tasks"] and g["tasks"][0]["status"] == status else None
+
+
+def _fresh_alloc(env: Env, job_id: str, old: str) -> bool:
+    return any(a["ID"] != old and a["DesiredStatus"] == "run"
+               for a in env.double.allocations(job_id))

@@ -131,6 +131,10 @@ class Reconciler:
                 else:
                     live.append(alloc)
             elif status == "failed":
+                # `job eval -force-reschedule`: now, whatever the policy says
+                if (alloc.get("DesiredTransition") or {}).get("ForceReschedule"):
+                    now.append(alloc)
+                    continue
                 when = self._reschedule_at(alloc, group)
                 if when is None:
                     kept.append(alloc)
