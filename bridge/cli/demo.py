@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bridge.domain.models import Engine, PortMapping
+from bridge.domain.models import Engine, HealthCheck, PortMapping
 from bridge.domain.specs import TaskGroupSpec
 from bridge.errors import NameTaken
 from bridge.services.context import Actor
@@ -55,7 +55,9 @@ def attach_demo(app: Any, settings: BridgeSettings, info: dict[str, Any]) -> Non
         spec = TaskGroupSpec(
             name=DEMO_NAME, image="ghcr.io/ggml-org/llama.cpp:server", model_path=str(model),
             engine=Engine.LLAMACPP, model_name=DEMO_NAME, gpu_required=0,
-            port=PortMapping(container=8080))
+            port=PortMapping(container=8080),
+            # llama-cpp-python's server has no /health; /v1/models answers once it is loaded
+            health_check=HealthCheck(path="/v1/models"))
         try:
             created = await create_task_group(app.ctx.db, spec, Actor(principal=None),
                                               app.ctx.placement)

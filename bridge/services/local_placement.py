@@ -215,6 +215,13 @@ class LocalPlacement:
             if group.engine is None:
                 await conn.execute("UPDATE task_groups SET engine = %s WHERE id = %s",
                                    (engine.value, group.id))
+            if group.health_check.path == "/health" and health_path != "/health":
+                # The default check means "the engine is ready"; this engine says so at
+                # another path, and the gateway must probe where it answers.
+                await conn.execute(
+                    "UPDATE inference_endpoints SET health_check = jsonb_set(health_check,"
+                    " '{path}', to_jsonb(%s::text)) WHERE task_group_id = %s",
+                    (health_path, group.id))
         body: dict[str, Any] = {
             "task_id": task.id, "argv": list(argv), "env": env, "port": port,
             "gpu_vendor": vendor, "gpu_ids": list(gpu_ids),

@@ -34,10 +34,17 @@ async def stop_task(db: Database, placement: PlacementPort | None, task_id: str,
         raise InvalidState(f"task {task.id} is {task.status.value}; stop needs one of: "
                            + ", ".join(sorted(s.value for s in STOPPABLE)),
                            details={"status": task.status.value})
-    if placement is not None:
-        await placement.stop_task(group, task)  # may refuse before anything changed
+    if group.nomad_job_id and len(group.tasks) > 1:
+        raise InvalidState(
+            "on Nomad one replica of several cannot be stopped alone (Nomad would replace "
+            "it); scale the service down instead (PUT /api/v1/task-groups/{id}/scale)",
+            details={"replicas": len(group.tasks)})
+    # `stopping` first: the engine's end is then known to be asked for, not a crash.
     async with db.transaction() as conn:
         await move_task(conn, task, T.STOPPING, "stopping on request", actor, "task.stop")
+    if placement is not None:
+        await placement.stop_task(group, task)
+    async with db.transaction() as conn:
         if placement is not None and group.nomad_job_id is None:
             # A local engine has ended when the agent answered.
             current = await group_rows.get_task(conn, task_id)
@@ -83,6 +90,9 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         if group.nomad_job_id is None:  # on Nomad the new count stops the highest ranks
             for task in removed:
                 if task.status in STOPPABLE:
+                    async with db.transaction() as conn:
+                        await move_task(conn, task, T.STOPPING, "scaled away", actor,
+                                        "task.stop")
                     await placement.stop_task(group, task)
     async with db.transaction() as conn:
         if replicas > current:

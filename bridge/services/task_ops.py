@@ -103,6 +103,15 @@ async def report_task_state(db: Database, task_id: str, report: StateReport,
         if task is None:
             raise NotFound(f"no task {task_id}", details={"id": task_id})
         await _require_own_node(conn, task, actor)
+        if target is T.COMPLETED and task.status is not T.STOPPING:
+            # An inference server ends for good only when asked to (the bridge marks that
+            # with `stopping`). Ended otherwise, e.g. its agent shut down with the machine,
+            # it is placed again when an agent can run it.
+            target = T.PENDING
+            report = StateReport(state="pending", reason=(
+                f"the engine ended without a stop request ({report.reason or 'no reason'}); "
+                "it is placed again"), address=None, exit_code=report.exit_code,
+                sleep_mode=None, gpu_memory_released=None)
         extra: dict[str, Any] = {}
         if report.address:
             extra["address"] = report.address
@@ -113,6 +122,8 @@ async def report_task_state(db: Database, task_id: str, report: StateReport,
             extra |= {"sleep_mode": None, "gpu_released": False}
         if target in (T.FAILED, T.COMPLETED):
             extra["address"] = None
+        if target is T.PENDING:
+            extra |= {"address": None, "node_id": None, "node_name": None, "gpu_id": None}
         reason = report.reason or report.state
         if report.exit_code is not None and target is T.FAILED:
             reason = f"{reason} (exit code {report.exit_code})"
