@@ -100,7 +100,8 @@ async def bridge(pg: EmbeddedPostgres) -> AsyncIterator[BridgeUnderTest]:
     assert token is not None
     port = free_port()
     settings = BridgeSettings(home=Path("/nonexistent"), port=port, max_body_bytes=65_536,
-                              secret_key=TEST_SECRET_KEY, node_offline_seconds=6)
+                              secret_key=TEST_SECRET_KEY, node_offline_seconds=6,
+                              placement="none")
     app = create_app(settings, url, name="bridge_under_test")
     server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
                                      access_log=False)

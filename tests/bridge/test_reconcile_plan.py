@@ -108,8 +108,13 @@ class TestJobs:
 
     def test_orphan_job_is_purged_only_on_full_resync(self) -> None:
         orphan = JobView(job_id="hf-gone", group_id="tg-deleted")
-        assert decide([], {"hf-gone": orphan}, full=True).purge == ("hf-gone",)
+        assert decide([], {"hf-gone": orphan}, full=True).purge == (("hf-gone", "tg-deleted"),)
         assert decide([], {"hf-gone": orphan}, full=False).purge == ()
+
+    def test_a_job_whose_registration_is_not_recorded_yet_is_kept(self) -> None:
+        fresh = group(T.PENDING, status=G.PENDING, job=None)
+        job = JobView(job_id=JOB, group_id=fresh.id)
+        assert decide([fresh], {JOB: job}, full=True).purge == ()
 
     def test_stopped_job_completes_the_group(self) -> None:
         plan = decide([group(T.RUNNING, status=G.RUNNING)],
