@@ -30,6 +30,9 @@ class ApiClient:
         self._http = httpx.Client(base_url=address.rstrip("/") + "/api/v1", headers=headers,
                                   timeout=timeout)
 
+    def text(self, method: str, path: str) -> str:
+        return str(self.call(method, path))
+
     def call(self, method: str, path: str, *, body: Any = None,
              params: dict[str, Any] | None = None) -> Any:
         try:
@@ -39,6 +42,10 @@ class ApiClient:
                                          f"cannot reach {self._http.base_url}: {exc}"}}) from exc
         if resp.status_code == 204:
             return None
+        if not resp.headers.get("content-type", "").startswith("application/json"):
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, {})
+            return resp.text
         data = resp.json() if resp.content else None
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, data or {})

@@ -31,6 +31,25 @@ def add_client_commands(sub: Any) -> None:
     p = svc_sub.add_parser("delete", help="delete a service and all it owns")
     p.add_argument("id")
     p.set_defaults(func=service_delete)
+    p = svc_sub.add_parser("scale", help="change the number of replicas")
+    p.add_argument("id")
+    p.add_argument("replicas", type=int)
+    p.set_defaults(func=service_scale)
+    p = svc_sub.add_parser("jobspec", help="the Nomad job a service renders to")
+    p.add_argument("id")
+    p.set_defaults(func=service_jobspec)
+    for verb, text in (("sleep", "put a task to sleep"), ("wake", "wake a sleeping task"),
+                       ("stop", "stop a task's engine"), ("retry", "place a failed task again")):
+        p = svc_sub.add_parser(verb, help=f"{text} (a task id, or a service id for all its "
+                                          "tasks)")
+        p.add_argument("id")
+        p.set_defaults(func=task_verb, verb=verb)
+
+    p = sub.add_parser("nodes", help="nodes as their agents report them")
+    p.set_defaults(func=nodes_list)
+    p = sub.add_parser("models", help="models the agents found")
+    p.add_argument("-node", "--node", dest="node_id")
+    p.set_defaults(func=models_list)
 
     route = sub.add_parser("route", help="model routes (canary weights, priorities)")
     route_sub = route.add_subparsers(dest="action", required=True)
@@ -108,9 +127,9 @@ def service_list(api: ApiClient, args: argparse.Namespace) -> None:
     if args.json:
         return print_json(out)
     print_table([(g["id"], g["name"], g["status"], g["model_name"], g["parallelism"],
-                  f"{g['current_replicas']}/{len(g['tasks'])}", g["created_at"])
+                  f"{g['current_replicas']}/{len(g['tasks'])}", g["status_reason"][:60])
                  for g in out["items"]],
-                ("ID", "Name", "Status", "Model", "Mode", "Running", "Created"))
+                ("ID", "Name", "Status", "Model", "Mode", "Running", "Why"))
 
 
 def service_status(api: ApiClient, args: argparse.Namespace) -> None:
@@ -124,9 +143,10 @@ def service_status(api: ApiClient, args: argparse.Namespace) -> None:
                        f"nodes={g['node_count']}"),
               ("Endpoint", g["endpoint"])])
     print("\nTasks")
-    print_table([(t["id"], t["rank"], t["status"], t["node_id"], t["gpu_required"],
+    print_table([(t["id"], t["rank"], t["status"], t["node_name"] or t["node_id"],
+                  t["gpu_id"] or f"{t['gpu_required']} wanted", t["address"],
                   t["status_reason"]) for t in g["tasks"]],
-                ("ID", "Rank", "Status", "Node", "GPUs", "Why"))
+                ("ID", "Rank", "Status", "Node", "GPUs", "Address", "Why"))
 
 
 def service_delete(api: ApiClient, args: argparse.Namespace) -> None:
@@ -212,3 +232,50 @@ def audit_list(api: ApiClient, args: argparse.Namespace) -> None:
 def whoami(api: ApiClient, args: argparse.Namespace) -> None:
     out = api.call("GET", "/whoami")
     print_json(out) if args.json else print(f"{out['name']} ({out['role']})")
+
+
+def service_scale(api: ApiClient, args: argparse.Namespace) -> None:
+    out = api.call("PUT", f"/task-groups/{args.id}/scale", body={"replicas": args.replicas})
+    print_json(out) if args.json else print(f"{out['name']}: {len(out['tasks'])} replicas")
+
+
+def service_jobspec(api: ApiClient, args: argparse.Namespace) -> None:
+    print(api.text("GET", f"/task-groups/{args.id}/jobspec"), end="")
+
+
+def task_verb(api: ApiClient, args: argparse.Namespace) -> None:
+    task_ids = [args.id]
+    if args.id.startswith("tg-"):
+        task_ids = [t["id"] for t in api.call("GET", f"/task-groups/{args.id}")["tasks"]]
+    results = []
+    for task_id in task_ids:
+        if args.verb == "retry":
+            out = api.call("POST", f"/tasks/{task_id}", params={"action": "retry"})
+        else:
+            out = api.call("POST", f"/tasks/{task_id}/{args.verb}")
+        results.append(out)
+    if args.json:
+        return print_json(results)
+    for t in results:
+        print(f"{t['id']}: {t['status']} ({t['status_reason']})")
+
+
+def nodes_list(api: ApiClient, args: argparse.Namespace) -> None:
+    out = api.call("GET", "/nodes")
+    if args.json:
+        return print_json(out)
+    print_table([(n["id"], n["name"], n["status"], len(n["gpus"]),
+                  ",".join(sorted({g["vendor"] for g in n["gpus"]})) or "-",
+                  ",".join(n["engines"]), n["model_count"], n["last_heartbeat"])
+                 for n in out],
+                ("ID", "Name", "Status", "GPUs", "Vendors", "Engines", "Models", "Last seen"))
+
+
+def models_list(api: ApiClient, args: argparse.Namespace) -> None:
+    out = api.call("GET", "/models", params={"node_id": args.node_id} if args.node_id else None)
+    if args.json:
+        return print_json(out)
+    print_table([(m["node_name"], m["name"], m["format"], m["quantization"] or "",
+                  m["parameter_count"] or "", m["estimated_vram_mb"] or "", m["path"])
+                 for m in out],
+                ("Node", "Model", "Format", "Quant", "Params", "VRAM MiB", "Path"))
