@@ -82,7 +82,9 @@ class TestLlamaCpp:
     def test_stream(self, stack: Stack, engine: Group) -> None:
         chunks = list(sdk(stack, engine).chat.completions.create(
             model="smollm2", max_tokens=8, temperature=0, stream=True,
-            messages=[{"role": "user", "content": "Count to three."}]))
+            # a prompt this small model always answers with words (a count may open with
+            # an end-of-turn token, which streams no text)
+            messages=[{"role": "user", "content": "Say hello."}]))
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text
         assert len(chunks) >= 3  # relayed token by token, not in one piece

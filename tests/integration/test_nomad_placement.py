@@ -69,8 +69,9 @@ async def start_bridge(pg, double_address: str, db_url: str | None = None,
     token = await bootstrap_admin(db)
     await db.close()
     port = free_port()
+    settings.setdefault("model_roots", (Path("/models"),))
     config = BridgeSettings(home=Path("/nonexistent"), port=port, secret_key=TEST_SECRET_KEY,
-                            nomad_addr=double_address, model_roots=(Path("/models"),),
+                            nomad_addr=double_address,
                             reconcile_resync_seconds=settings.pop("resync", 30.0), **settings)
     Sanic.test_mode = True
     app = create_app(config, url, name=f"nomad_bridge_{next(_apps)}")
