@@ -14,7 +14,6 @@ Only one bridge replica reconciles at a time (a PostgreSQL advisory lock).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from bridge.nomad.client import NomadClient
 from bridge.nomad.explain import explain_evaluations
 from bridge.reconciler.apply import apply_changes, load_groups
 from bridge.reconciler.plan import GroupRow, JobView, Plan, decide
+from bridge.services.background import cancel_all
 from bridge.services.placement import Placer
 from bridge.storage.db import Database, try_leadership
 
@@ -61,11 +61,7 @@ class Reconciler:
             for i in range(registration_workers)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
 
     def request_registration(self, group_id: str) -> None:

@@ -35,6 +35,7 @@ from bridge.domain.models import Engine, GpuVendor, Node, Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
 from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import AgentRefused, AgentUnavailable, BridgeError
+from bridge.services.background import cancel_all
 from bridge.services.model_paths import check_model_path
 from bridge.services.task_ops import follow_group
 from bridge.storage import nodes as node_rows
@@ -93,11 +94,8 @@ class LocalPlacement:
                        asyncio.create_task(self._sweep(), name="local-sweep")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
+        self._tasks = []
 
     async def _work(self) -> None:
         while True:

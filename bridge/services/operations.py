@@ -17,6 +17,7 @@ from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import InvalidState, NotFound, ValidationFailed
 from bridge.services.context import Actor
 from bridge.services.ports import PlacementPort
+from bridge.services.task_groups import get_task
 from bridge.services.task_ops import follow_group, move_task
 from bridge.storage import audit
 from bridge.storage import task_groups as group_rows
@@ -51,7 +52,7 @@ async def stop_task(db: Database, placement: PlacementPort | None, task_id: str,
             if current is not None and current.status is T.STOPPING:
                 await move_task(conn, current, T.COMPLETED, "stopped on request", actor,
                             "task.stopped", address=None)
-    return await _reload(db, task_id)
+    return await get_task(db, task_id)
 
 
 async def retry_task(db: Database, placement: PlacementPort | None, task_id: str,
@@ -65,7 +66,7 @@ async def retry_task(db: Database, placement: PlacementPort | None, task_id: str
                     node_id=None, node_name=None, gpu_id=None, address=None)
     if placement is not None:
         await placement.retry_task(group, task)
-    return await _reload(db, task_id)
+    return await get_task(db, task_id)
 
 
 async def scale_group(db: Database, placement: PlacementPort | None, group_id: str,
@@ -129,11 +130,3 @@ async def _load(db: Database, task_id: str) -> tuple[TaskGroup, Task]:
     if task is None or group is None:
         raise NotFound(f"no task {task_id}", details={"id": task_id})
     return group, task
-
-
-async def _reload(db: Database, task_id: str) -> Task:
-    async with db.transaction() as conn:
-        task = await group_rows.get_task(conn, task_id)
-    if task is None:
-        raise NotFound(f"no task {task_id}", details={"id": task_id})
-    return task

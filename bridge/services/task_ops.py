@@ -25,6 +25,7 @@ from bridge.domain.status import (
 from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
 from bridge.reconciler.plan import TaskRow, derive_group
 from bridge.services.context import Actor
+from bridge.services.task_groups import get_task
 from bridge.storage import audit
 from bridge.storage import nodes as node_rows
 from bridge.storage import placement as rows
@@ -64,7 +65,7 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
     async with db.transaction() as conn:
         await move_task(conn, task, T.SLEEPING, reason, actor, "task.sleep",
                     sleep_mode=mode, gpu_released=released)
-    return await _reload(db, task_id)
+    return await get_task(db, task_id)
 
 
 async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: str,
@@ -91,7 +92,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
         if current is not None and current.status is T.WAKING:
             await move_task(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
                         "task.awake", sleep_mode=None, gpu_released=False)
-    return await _reload(db, task_id)
+    return await get_task(db, task_id)
 
 
 async def report_task_state(db: Database, task_id: str, report: StateReport,
@@ -132,7 +133,7 @@ async def report_task_state(db: Database, task_id: str, report: StateReport,
                                       **extra)
         else:
             await move_task(conn, task, target, reason, actor, f"task.{report.state}", **extra)
-    return await _reload(db, task_id)
+    return await get_task(db, task_id)
 
 
 async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, actor: Actor,
@@ -218,11 +219,3 @@ def _wrong_state(task: Task, verb: str, allowed: frozenset[TaskStatus]) -> Inval
     return InvalidState(f"task {task.id} is {task.status.value}; {verb} needs {names}",
                         details={"status": task.status.value,
                                  "allowed": sorted(s.value for s in allowed)})
-
-
-async def _reload(db: Database, task_id: str) -> Task:
-    async with db.transaction() as conn:
-        task = await group_rows.get_task(conn, task_id)
-    if task is None:
-        raise NotFound(f"no task {task_id}", details={"id": task_id})
-    return task
