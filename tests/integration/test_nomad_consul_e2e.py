@@ -57,7 +57,8 @@ class ConsulRegistrar:
                          if "${NOMAD_ALLOC_INDEX}" not in v},
                 "Check": {"HTTP": f"http://{address}{check['Path']}",
                           "Interval": _seconds(check["Interval"]),
-                          "Timeout": _seconds(check["Timeout"])},
+                          "Timeout": _seconds(check["Timeout"]),
+                          "FailuresBeforeCritical": check.get("FailuresBeforeCritical") or 0},
             }
             (await self.http.put("/v1/agent/service/register", json=body)).raise_for_status()
 
@@ -120,8 +121,9 @@ def service(name: str, model: str, **over: Any) -> dict[str, Any]:
     body = {"name": name, "image": "ghcr.io/ggml-org/llama.cpp:server", "engine": "llamacpp",
             "model_path": model, "gpu_required": 0, "model_name": "smol",
             # llama-cpp-python answers /v1/models once loaded; it has no /health
+            # a busy single-threaded engine answers its check late: a few seconds of grace
             "health_check": {"path": "/v1/models", "interval_seconds": 1,
-                             "timeout_seconds": 1, "unhealthy_threshold": 1}}
+                             "timeout_seconds": 1, "unhealthy_threshold": 3}}
     body.update(over)
     return body
 
