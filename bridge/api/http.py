@@ -8,6 +8,7 @@ drift from what the server really serves.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Operation:
 
 OPERATIONS: list[Operation] = []
 PREFIX = "/api/v1"
+_DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() admits "²"
 
 
 def operation(
@@ -122,7 +124,7 @@ def int_arg(request: Request, name: str, *, default: int, low: int, high: int) -
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ValidationFailed(f"query parameter {name} must be an integer {low}-{high}",
                                details={"fields": [{"field": name, "message": "out of range"}]})
     return int(raw)

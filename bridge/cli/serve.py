@@ -32,6 +32,13 @@ log = logging.getLogger("bridge.cli")
 
 def run_server(settings: BridgeSettings, *, embedded_allowed: bool, demo: bool = False) -> int:
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1 and not settings.nomad_addr and settings.placement == "auto":
+        # Local placement keeps its GPU bookkeeping in one process; several workers would
+        # hand the same GPU out twice (and under `up` each would run an agent of its own).
+        print("several workers need Nomad placement (NOMAD_ADDR); on one machine run one "
+              "worker, or more `heteroflow gateway` processes for the OpenAI traffic",
+              file=sys.stderr)
+        return 2
     settings.home.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedPostgres | None = None
     try:

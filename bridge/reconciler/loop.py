@@ -75,21 +75,23 @@ class Reconciler:
     async def _run(self) -> None:
         backoff = 1.0
         while True:
-            lock = await try_leadership(self.db.url, LEADER_KEY)
-            if lock is None:
-                await asyncio.sleep(5)  # another bridge replica reconciles
-                continue
+            lock = None
             try:
+                lock = await try_leadership(self.db.url, LEADER_KEY)
+                if lock is None:
+                    await asyncio.sleep(5)  # another bridge replica reconciles
+                    continue
                 while True:
                     index = await self.resync()
                     await self._follow(index)
                     backoff = 1.0
-            except (BridgeError, OSError) as exc:
-                log.warning("reconcile interrupted; resyncing", extra={"error": str(exc)})
+            except Exception as exc:
+                log.warning("reconcile interrupted; resyncing", extra={"error": repr(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
             finally:
-                await lock.close()
+                if lock is not None:
+                    await lock.close()
 
     async def resync(self) -> int:
         """One full pass; returns the Nomad index to follow events from."""
@@ -131,28 +133,47 @@ class Reconciler:
         return plan
 
     async def _follow(self, index: int) -> None:
-        started = time.monotonic()
+        """Follow events until the next resync is due or the stream ends.
+
+        One task reads the stream into a queue, so waiting out the debounce never cancels
+        the stream itself (a cancelled async generator is closed for good).
+        """
+        frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=10_000)
+        reader = asyncio.create_task(self._read(index + 1, frames), name="nomad-events")
+        resync_at = time.monotonic() + self.resync_seconds
         pending: set[str] = set()
         deadline: float | None = None
-        stream = self.nomad.events(index=index + 1, topics=TOPICS)
         try:
-            while time.monotonic() - started < self.resync_seconds:
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            while True:
+                now = time.monotonic()
+                wake_at = min(resync_at, deadline) if deadline is not None else resync_at
                 try:
-                    frame = await asyncio.wait_for(anext(stream), timeout=timeout)
+                    frame = await asyncio.wait_for(frames.get(), timeout=max(0.0, wake_at - now))
                 except TimeoutError:
-                    await self.refresh(pending)
+                    if pending:
+                        await self.refresh(pending)
                     pending, deadline = set(), None
+                    if time.monotonic() >= resync_at:
+                        return
                     continue
-                except StopAsyncIteration:
+                if frame is None:
                     break  # Nomad closed the stream: events may have been missed
                 pending |= _jobs_named(frame)
                 if pending and deadline is None:
                     deadline = time.monotonic() + self.debounce
         finally:
-            await stream.aclose()
+            await cancel_all([reader])
         if pending:
             await self.refresh(pending)
+
+    async def _read(self, index: int, frames: asyncio.Queue[dict[str, Any] | None]) -> None:
+        try:
+            async for frame in self.nomad.events(index=index, topics=TOPICS):
+                await frames.put(frame)
+        except BridgeError as exc:
+            log.warning("event stream broke", extra={"error": str(exc)})
+        finally:
+            await frames.put(None)
 
     async def _view(
         self, job_id: str, stub: dict[str, Any], allocs: list[dict[str, Any]],
@@ -205,9 +226,9 @@ class Reconciler:
                 delays[group_id] = delay
                 asyncio.get_running_loop().call_later(delay, self.request_registration,
                                                       group_id)
-            except BridgeError as exc:
+            except Exception as exc:
                 log.warning("registration failed", extra={"task_group_id": group_id,
-                                                          "error": str(exc)})
+                                                          "error": repr(exc)})
 
 
 def _jobs_named(frame: dict[str, Any]) -> set[str]:

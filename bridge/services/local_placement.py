@@ -71,9 +71,16 @@ class LocalPlacement:
     async def withdraw(self, group: TaskGroup) -> None:
         for task in group.tasks:
             if task.node_id and task.status in HOLDING:
-                url, secret = await self._agent(task.node_id)
-                with contextlib.suppress(AgentRefused):  # already gone there
+                try:
+                    url, secret = await self._agent(task.node_id)
                     await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
+                except AgentRefused:
+                    pass  # not running there any more
+                except AgentUnavailable as exc:
+                    # A node that is gone must not make its services undeletable; an agent
+                    # that comes back stops engines no row knows (it reports them lost).
+                    log.warning("agent unreachable while deleting", extra={
+                        "task_id": task.id, "node_id": task.node_id, "error": exc.message})
 
     async def stop_task(self, group: TaskGroup, task: Task) -> None:
         if task.node_id:
@@ -102,9 +109,9 @@ class LocalPlacement:
             group_id = await self._queue.get()
             try:
                 await self.place(group_id)
-            except BridgeError as exc:
+            except Exception as exc:
                 log.warning("local placement failed", extra={"task_group_id": group_id,
-                                                             "error": str(exc)})
+                                                             "error": repr(exc)})
 
     async def _sweep(self) -> None:
         """Retry waiting groups; re-place tasks an agent no longer runs (it restarted)."""
@@ -113,8 +120,8 @@ class LocalPlacement:
             try:
                 for group_id in await self._waiting_groups():
                     self.submit(group_id)
-            except BridgeError as exc:
-                log.warning("local sweep failed", extra={"error": str(exc)})
+            except Exception as exc:
+                log.warning("local sweep failed", extra={"error": repr(exc)})
 
     async def _waiting_groups(self) -> list[str]:
         async with self.db.transaction() as conn:

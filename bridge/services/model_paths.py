@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from bridge.errors import ValidationFailed
 
@@ -28,11 +29,14 @@ def check_model_path(path: str, roots: tuple[Path, ...]) -> None:
         _refuse(path, "is outside the model roots", roots)
     local = Path(path)
     if os.path.lexists(local):
-        resolved = PurePosixPath(local.resolve())
+        try:
+            resolved = PurePosixPath(local.resolve(strict=True))
+            mode = local.stat().st_mode
+        except (OSError, RuntimeError):  # a dangling symlink, a loop, no permission
+            _refuse(path, "is a broken or looping symlink", roots)
         if not any(_under(resolved, PurePosixPath(Path(r).resolve())) for r in roots):
             _refuse(path, f"resolves (through a symlink) to {resolved}, outside the model roots",
                     roots)
-        mode = local.stat().st_mode
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode):
             _refuse(path, "is a device, socket or pipe, not model files", roots)
 
@@ -41,7 +45,7 @@ def _under(path: PurePosixPath, root: PurePosixPath) -> bool:
     return path == root or root in path.parents
 
 
-def _refuse(path: str, why: str, roots: tuple[Path, ...]) -> None:
+def _refuse(path: str, why: str, roots: tuple[Path, ...]) -> NoReturn:
     allowed = ", ".join(str(r) for r in roots) or "(none configured)"
     raise ValidationFailed(
         f"model_path {path} {why}; models may be mounted from: {allowed} "

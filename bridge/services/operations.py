@@ -14,7 +14,7 @@ from __future__ import annotations
 from bridge.domain import ids
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
-from bridge.errors import InvalidState, NotFound, ValidationFailed
+from bridge.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from bridge.services.context import Actor
 from bridge.services.ports import PlacementPort
 from bridge.services.task_groups import get_task
@@ -24,7 +24,8 @@ from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Database
 
 T = TaskStatus
-STOPPABLE = frozenset({T.RUNNING, T.STARTING, T.SCHEDULED, T.SLEEPING})
+# stopping too: a stop whose call to Nomad or the agent failed can be sent again.
+STOPPABLE = frozenset({T.RUNNING, T.STARTING, T.SCHEDULED, T.SLEEPING, T.STOPPING})
 SCALABLE = frozenset({TaskGroupStatus.RUNNING, TaskGroupStatus.SCHEDULING})
 
 
@@ -41,8 +42,9 @@ async def stop_task(db: Database, placement: PlacementPort | None, task_id: str,
             "it); scale the service down instead (PUT /api/v1/task-groups/{id}/scale)",
             details={"replicas": len(group.tasks)})
     # `stopping` first: the engine's end is then known to be asked for, not a crash.
-    async with db.transaction() as conn:
-        await move_task(conn, task, T.STOPPING, "stopping on request", actor, "task.stop")
+    if task.status is not T.STOPPING:
+        async with db.transaction() as conn:
+            await move_task(conn, task, T.STOPPING, "stopping on request", actor, "task.stop")
     if placement is not None:
         await placement.stop_task(group, task)
     async with db.transaction() as conn:
@@ -90,12 +92,17 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         await placement.scale(group, replicas)  # Nomad: 409 while a deployment rolls out
         if group.nomad_job_id is None:  # on Nomad the new count stops the highest ranks
             for task in removed:
-                if task.status in STOPPABLE:
-                    async with db.transaction() as conn:
-                        await move_task(conn, task, T.STOPPING, "scaled away", actor,
-                                        "task.stop")
+                if task.status in STOPPABLE | {T.WAKING}:
+                    if task.status is not T.STOPPING:
+                        async with db.transaction() as conn:
+                            await move_task(conn, task, T.STOPPING, "scaled away", actor,
+                                            "task.stop")
                     await placement.stop_task(group, task)
     async with db.transaction() as conn:
+        locked = await group_rows.get_task_group(conn, group.id, for_update=True)
+        if locked is None or len(locked.tasks) != current:
+            raise Conflict("the service was scaled meanwhile; look again and retry",
+                           details={"replicas": len(locked.tasks) if locked else 0})
         if replicas > current:
             template = group.tasks[0]
             new = [Task(id=ids.new_task_id(group.id, rank), group_id=group.id, rank=rank,

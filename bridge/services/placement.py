@@ -132,11 +132,14 @@ class Placer:
             await self._fail(group_id, exc.message)
             return
         group = rendered.group
+        modify_index = group.job_modify_index
+        if modify_index is not None and await self.cluster.job(job_id_for(group)) is None:
+            modify_index = None  # the job vanished from Nomad: register it as new
         try:
             job = await self.cluster.parse(rendered.hcl)
             # Counts set through the scale API survive a re-registration.
-            result = await self.cluster.register(job, modify_index=group.job_modify_index,
-                                                 preserve_counts=group.job_modify_index is not None)
+            result = await self.cluster.register(job, modify_index=modify_index,
+                                                 preserve_counts=modify_index is not None)
             index = int(result.get("JobModifyIndex") or 0)
         except NomadUnavailable as exc:
             await self._note(group_id, f"Nomad is unreachable ({exc.message}); "

@@ -8,6 +8,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from bridge.domain.models import Node
+from bridge.errors import Forbidden
 from bridge.storage.db import Conn
 
 _COLUMNS = (
@@ -30,7 +31,7 @@ async def upsert_heartbeat(
     cur = await conn.execute("SELECT status FROM nodes WHERE id = %s FOR UPDATE", (node_id,))
     before = await cur.fetchone()
     models_json = Jsonb(models) if models is not None else None
-    await conn.execute(
+    cur = await conn.execute(
         "INSERT INTO nodes (id, name, agent_url, agent_secret_enc, nomad_node_id, facts, gpus,"
         " skipped_vendors, engines, models, models_updated_at, registered_by)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, '[]'::jsonb),"
@@ -44,11 +45,15 @@ async def upsert_heartbeat(
         " models = CASE WHEN %s::jsonb IS NULL THEN nodes.models ELSE EXCLUDED.models END,"
         " models_updated_at = CASE WHEN %s::jsonb IS NULL THEN nodes.models_updated_at"
         " ELSE now() END,"
-        " status = 'online', status_reason = '', last_heartbeat = now()",
+        " status = 'online', status_reason = '', last_heartbeat = now()"
+        " WHERE nodes.registered_by = EXCLUDED.registered_by",
         (node_id, name, agent_url, agent_secret_enc, nomad_node_id, Jsonb(facts), Jsonb(gpus),
          Jsonb(skipped), Jsonb(engines), models_json, models_json, registered_by,
          models_json, models_json),
     )
+    if cur.rowcount == 0:
+        raise Forbidden(f"node {node_id} is reported by another agent account; each node "
+                        "keeps the account that registered it", details={"node_id": node_id})
     return str(before["status"]) if before else None
 
 
@@ -75,7 +80,9 @@ async def get_node(conn: Conn, node_id: str) -> Node | None:
 
 async def agent_endpoint(conn: Conn, node_id: str) -> tuple[str | None, str | None]:
     """(agent_url, sealed agent secret) of a node."""
-    cur = await conn.execute("SELECT agent_url, agent_secret_enc FROM nodes WHERE id = %s",
-                             (node_id,))
+    # Nomad-placed tasks carry Nomad's node id, which the agent reports as nomad_node_id.
+    cur = await conn.execute(
+        "SELECT agent_url, agent_secret_enc FROM nodes WHERE id = %s OR nomad_node_id = %s"
+        " ORDER BY (id = %s) DESC, last_heartbeat DESC LIMIT 1", (node_id, node_id, node_id))
     row = await cur.fetchone()
     return (row["agent_url"], row["agent_secret_enc"]) if row else (None, None)

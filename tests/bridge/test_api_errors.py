@@ -135,7 +135,8 @@ class TestOtherErrors:
         assert r.status_code == 405 and error_of(r)["code"] == "method_not_allowed"
 
     async def test_bad_pagination(self, admin) -> None:
-        for params in ({"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"offset": -1}):
+        for params in ({"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"offset": -1},
+                       {"limit": "\u00b2"}, {"offset": "\u0663"}):
             r = await admin.get("/task-groups", params=params)
             assert r.status_code == 422 and error_of(r)["code"] == "validation_failed", params
 

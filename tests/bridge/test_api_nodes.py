@@ -101,3 +101,15 @@ async def test_missed_heartbeats_mark_the_node_offline(admin, bridge) -> None:
     assert node["status"] == "online" and node["model_count"] == 1
     trail = (await admin.get("/audit", params={"object_id": node_id})).json()["items"]
     assert [e["action"] for e in trail] == ["node.online", "node.offline", "node.online"]
+
+
+async def test_a_node_stays_with_the_account_that_registered_it(admin, bridge) -> None:
+    node_id = unique("node")
+    async with await agent_client(admin, bridge) as first:
+        assert (await first.post("/agent/heartbeat", json=heartbeat(node_id))).status_code == 200
+    async with await agent_client(admin, bridge) as second:
+        r = await second.post("/agent/heartbeat", json=heartbeat(
+            node_id, agent_url="http://127.0.0.1:1", agent_secret="x" * 32))
+        assert r.status_code == 403 and error_of(r)["code"] == "forbidden"
+    url = bridge.sql("SELECT agent_url FROM nodes WHERE id = %s", (node_id,))[0][0]
+    assert url == "http://127.0.0.1:3334"

@@ -111,7 +111,11 @@ async def test_failed_wake_leaves_it_asleep(admin, bridge, agent) -> None:
 async def test_nomad_placed_task_is_addressed_by_engine(admin, bridge, agent) -> None:
     g, agent_client = await running_task(admin, bridge, agent)
     tid = g["tasks"][0]["id"]
-    bridge.sql("UPDATE tasks SET alloc_id = 'a1b2c3' WHERE id = %s", (tid,))
+    # Nomad's node id in the task row; the agent reported it as its nomad_node_id
+    bridge.sql("UPDATE nodes SET nomad_node_id = 'nomad-node-7' WHERE id = (SELECT node_id"
+               " FROM tasks WHERE id = %s)", (tid,))
+    bridge.sql("UPDATE tasks SET alloc_id = 'a1b2c3', node_id = 'nomad-node-7' WHERE id = %s",
+               (tid,))
     assert (await admin.post(f"/tasks/{tid}/sleep")).status_code == 200
     path, body = agent.calls[-1]
     assert path == "/v1/sleep"

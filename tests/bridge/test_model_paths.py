@@ -54,3 +54,12 @@ def test_socket_and_fifo(roots) -> None:
     os.mkfifo(fifo)
     with pytest.raises(ValidationFailed, match="pipe"):
         check_model_path(str(fifo), roots)
+
+
+def test_broken_and_looping_symlinks(roots) -> None:
+    (roots[0] / "dangling").symlink_to(roots[0] / "nowhere")
+    (roots[0] / "loop-a").symlink_to(roots[0] / "loop-b")
+    (roots[0] / "loop-b").symlink_to(roots[0] / "loop-a")
+    for name in ("dangling", "loop-a"):
+        with pytest.raises(ValidationFailed, match="broken or looping"):
+            check_model_path(str(roots[0] / name), roots)

@@ -286,6 +286,26 @@ class TestResilience:
             await stop_bridge(server)
             await double.stop()
 
+    async def test_a_job_removed_behind_our_back_is_registered_again(self, env_factory) -> None:
+        env = await env_factory(resync=2.0)
+        g = await env.create()
+        done = await env.eventually(lambda: _running(env, g["id"]))
+        resyncs = env.app.ctx.reconciler.resyncs
+        async with httpx.AsyncClient() as raw:  # like `nomad job stop -purge`
+            await raw.delete(f"{env.double.address}/v1/job/{done['nomad_job_id']}",
+                             params={"purge": "true"})
+        await env.eventually(lambda: any(
+            a["DesiredStatus"] == "run" and a["ID"] != done["tasks"][0]["alloc_id"]
+            for a in env.double.allocations(done["nomad_job_id"])), timeout=20)
+        async def replaced() -> Any:
+            now = await _running(env, g["id"])
+            return now if now and now["tasks"][0]["alloc_id"] != done["tasks"][0][
+                "alloc_id"] else None
+
+        await env.eventually(replaced, timeout=20)
+        # events are followed between resyncs, not answered by one resync per batch
+        assert env.app.ctx.reconciler.resyncs - resyncs <= 12
+
     async def test_event_stream_gap_is_healed_by_resync(self, env_factory) -> None:
         env = await env_factory(runner=ManualRunner(), resync=2.0)
         g = await env.create()
