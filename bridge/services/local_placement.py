@@ -130,31 +130,47 @@ class LocalPlacement:
                 " WHERE t.status = 'pending' AND g.nomad_job_id IS NULL"
                 " AND g.status IN ('pending', 'scheduling', 'running', 'sleeping')")
             waiting = [r["group_id"] for r in await cur.fetchall()]
+            # A row placed a moment ago may not have reached its agent yet: not lost.
             cur = await conn.execute(
-                "SELECT t.id, t.node_id FROM tasks t JOIN task_groups g ON g.id = t.group_id"
+                "SELECT t.id, t.node_id, t.status,"
+                " t.updated_at < now() - interval '30 seconds' AND t.status <> 'stopping'"
+                " AS settled"
+                " FROM tasks t JOIN task_groups g ON g.id = t.group_id"
                 " WHERE g.nomad_job_id IS NULL AND t.status IN ('scheduled', 'starting',"
-                " 'running', 'sleeping', 'waking') AND t.node_id IS NOT NULL")
-            held = [(r["id"], r["node_id"]) for r in await cur.fetchall()]
-        await self._release_lost(held)
+                " 'running', 'sleeping', 'waking', 'stopping') AND t.node_id IS NOT NULL")
+            held = [(r["id"], r["node_id"], bool(r["settled"])) for r in await cur.fetchall()]
+            nodes = [n.id for n in await node_rows.list_nodes(conn) if n.status == "online"]
+        await self._reconcile_agents(nodes, held)
         return waiting
 
-    async def _release_lost(self, held: list[tuple[str, str]]) -> None:
-        """Tasks whose agent does not know them (restarted, node replaced) go back to pending."""
-        by_node: dict[str, list[str]] = {}
-        for task_id, node_id in held:
-            by_node.setdefault(node_id, []).append(task_id)
-        for node_id, task_ids in by_node.items():
+    async def _reconcile_agents(self, nodes: list[str],
+                                held: list[tuple[str, str, bool]]) -> None:
+        """Make each agent's engines and the task rows agree.
+
+        A row whose agent does not run it (the agent restarted, the node was replaced) goes
+        back to pending; an engine no row holds on that node (a start that raced a stop, a
+        delete while the agent was away) is stopped, so nothing runs that nobody knows.
+        """
+        rows_by_node: dict[str, dict[str, bool]] = {n: {} for n in nodes}
+        for task_id, node_id, settled in held:
+            rows_by_node.setdefault(node_id, {})[task_id] = settled
+        for node_id, rows_here in rows_by_node.items():
             try:
                 url, secret = await self._agent(node_id)
                 status = await self.agents.call(url, secret, "GET", "/v1/status")
             except (AgentUnavailable, AgentRefused):
                 continue  # unknown is not lost: wait for the agent
-            known = {t.get("task_id") for t in status.get("tasks", [])
-                     if t.get("state") not in ("completed", "failed")}
-            for task_id in task_ids:
-                if task_id not in known:
+            running = {t.get("task_id") for t in status.get("tasks", [])
+                       if t.get("state") not in ("completed", "failed")}
+            for task_id, settled in rows_here.items():
+                if task_id not in running and settled:
                     await self._back_to_pending(task_id, "its node's agent no longer runs it; "
                                                          "placing it again")
+            for task_id in running - set(rows_here):
+                log.warning("stopping an engine no task row holds",
+                            extra={"task_id": task_id, "node_id": node_id})
+                with contextlib.suppress(AgentRefused, AgentUnavailable):
+                    await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task_id}")
 
     # ------------------------------------------------------------------ placing
 

@@ -76,6 +76,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
             return task  # a wake is under way: one is enough
         if task.status is not T.SLEEPING:
             raise _wrong_state(task, "wake", frozenset({T.SLEEPING}))
+        await _require_gpus_free(conn, task)
         url, secret = await _agent_of(conn, box, task)
         await move_task(conn, task, T.WAKING, "waking up", actor, "task.wake")
     try:
@@ -168,6 +169,28 @@ async def follow_group(conn: Conn, group_id: str) -> None:
         return
     await rows.update_group_if(conn, group_id, group.status.value, status=status.value,
                                status_reason=reason, current_replicas=running)
+
+
+async def _require_gpus_free(conn: Conn, task: Task) -> None:
+    """A sleep that released GPU memory gave the GPUs back to placement; before waking,
+    make sure no other task holds them now (Nomad keeps an allocation's devices anyway)."""
+    if not (task.gpu_released and task.gpu_id and task.node_id and task.alloc_id is None):
+        return
+    cur = await conn.execute(
+        "SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s AND gpu_id IS NOT NULL"
+        " AND status IN ('scheduled', 'starting', 'running', 'waking', 'stopping')"
+        " UNION ALL SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s"
+        " AND status = 'sleeping' AND NOT gpu_released AND gpu_id IS NOT NULL",
+        (task.node_id, task.id, task.node_id, task.id))
+    mine = set(task.gpu_id.split(","))
+    for row in await cur.fetchall():
+        taken = mine & set(row["gpu_id"].split(","))
+        if taken:
+            raise InvalidState(
+                f"GPU(s) {', '.join(sorted(taken))} of task {task.id} were given to task "
+                f"{row['id']} while it slept; stop one of them, or stop this task and retry "
+                "it to place it on free GPUs",
+                details={"gpus": sorted(taken), "holder": row["id"]})
 
 
 async def _task_and_engine(conn: Conn, task_id: str) -> tuple[Task, Engine | None]:

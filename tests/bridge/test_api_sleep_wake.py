@@ -168,3 +168,17 @@ async def test_agent_state_reports(admin, bridge, agent) -> None:
         r = await stranger.post(f"/agent/tasks/{tid}/state", json={"state": "running"})
         assert r.status_code == 403
     await agent_client.aclose()
+
+
+async def test_wake_refused_when_released_gpus_were_given_away(admin, bridge, agent) -> None:
+    g, agent_client = await running_task(admin, bridge, agent)
+    tid = g["tasks"][0]["id"]
+    bridge.sql("UPDATE tasks SET gpu_id = '0' WHERE id = %s", (tid,))
+    assert (await admin.post(f"/tasks/{tid}/sleep")).status_code == 200  # releases GPU 0
+    other = (await admin.post("/task-groups", json=seed_example())).json()
+    bridge.sql("UPDATE tasks SET status = 'running', gpu_id = '0', node_id = (SELECT node_id"
+               " FROM tasks WHERE id = %s) WHERE group_id = %s", (tid, other["id"]))
+    r = await admin.post(f"/tasks/{tid}/wake")
+    assert r.status_code == 409 and error_of(r)["details"]["gpus"] == ["0"]
+    assert (await admin.get(f"/tasks/{tid}")).json()["status"] == "sleeping"
+    await agent_client.aclose()
