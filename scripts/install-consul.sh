@@ -11,7 +11,11 @@ DIR="${HETEROFLOW_CONSUL_CACHE:-$ROOT/.cache/consul}"
 BIN="$DIR/usr/bin/consul"
 WANT="1.8.7"
 
-if [[ -x "$BIN" ]] && "$BIN" version 2>/dev/null | grep -q "Consul v$WANT"; then
+# No early-closing pipes (grep -q, head) on consul's output: with pipefail a SIGPIPE in
+# consul would fail the script now and then.
+installed_version() { [[ -x "$BIN" ]] && "$BIN" version 2>/dev/null || true; }
+
+if [[ "$(installed_version)" == *"Consul v$WANT"* ]]; then
   echo "$BIN"
   exit 0
 fi
@@ -47,5 +51,7 @@ DEB="$(ls "$DIR"/consul_"$WANT"*.deb | head -n1)"
 dpkg -x "$DEB" "$DIR"
 rm -f "$DEB"
 rm -rf "$DIR/lists"
-"$BIN" version | head -n1 >&2
+version="$(installed_version)"
+[[ "$version" == *"Consul v$WANT"* ]] || { echo "install-consul: $BIN is not Consul $WANT" >&2; exit 1; }
+echo "${version%%$'\n'*}" >&2
 echo "$BIN"
