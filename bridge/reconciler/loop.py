@@ -112,8 +112,13 @@ class Reconciler:
         self.resyncs += 1
         return max(listed.index, allocs.index)
 
-    async def refresh(self, job_ids: Iterable[str]) -> Plan:
-        """Re-read some jobs and decide for their groups alone."""
+    async def refresh(self, job_ids: Iterable[str], *, again_if_stale: bool = True) -> Plan:
+        """Re-read some jobs and decide for their groups alone.
+
+        A write skipped because its row changed meanwhile (an operator's stop, say) means
+        the decision was made on old rows: decide once more on fresh ones, or the row would
+        wait for the next event or resync.
+        """
         ids = sorted(set(job_ids))
         groups = await load_groups(self.db, job_ids=ids)
         gate = asyncio.Semaphore(8)
@@ -129,7 +134,8 @@ class Reconciler:
         found = await asyncio.gather(*(one(j) for j in ids))
         views = {v.job_id: v for v in found if v is not None}
         plan = decide(groups, views, full=False)
-        await self._apply(plan)
+        if await self._apply(plan) and again_if_stale:
+            return await self.refresh(ids, again_if_stale=False)
         return plan
 
     async def _follow(self, index: int) -> None:
@@ -197,8 +203,9 @@ class Reconciler:
         return JobView(job_id=job_id, group_id=owner, stopped=stopped, allocs=tuple(parsed),
                        why_pending=why)
 
-    async def _apply(self, plan: Plan) -> None:
-        await apply_changes(self.db, plan)
+    async def _apply(self, plan: Plan) -> int:
+        """Carry out a plan; returns how many writes were skipped as stale."""
+        applied = await apply_changes(self.db, plan)
         for group_id in plan.register:
             self.request_registration(group_id)
         for job_id, owner in plan.purge:
@@ -210,6 +217,7 @@ class Reconciler:
                 await self.placer.purge(job_id)
             except BridgeError as exc:
                 log.warning("purge failed", extra={"job": job_id, "error": str(exc)})
+        return applied.stale
 
     # ------------------------------------------------------------------ registrations
 

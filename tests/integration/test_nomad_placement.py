@@ -382,7 +382,8 @@ class TestServiceOperations:
         r = await env.api.post(f"/tasks/{tid}/stop")
         assert r.status_code == 200 and r.json()["status"] == "stopping"
         done = await env.eventually(lambda: _task_status(env, g["id"], "completed"))
-        assert done["status"] == "completed"
+        done = await env.eventually(lambda: _group_status(env, g["id"], "completed"))
+        assert done["tasks"][0]["status"] == "completed"
         r = await env.api.delete(f"/task-groups/{g['id']}")
         assert r.status_code == 200
 
@@ -390,6 +391,11 @@ class TestServiceOperations:
 async def _task_status(env: Env, gid: str, status: str) -> dict[str, Any] | None:
     g = await env.group(gid)
     return g if g["tasks"] and g["tasks"][0]["status"] == status else None
+
+
+async def _group_status(env: Env, gid: str, status: str) -> dict[str, Any] | None:
+    g = await env.group(gid)
+    return g if g["status"] == status else None
 
 
 def _fresh_alloc(env: Env, job_id: str, old: str) -> bool:
