@@ -49,6 +49,12 @@ class Reconciler:
         self._queued: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.resyncs = 0  # how many full resyncs ran (for tests and metrics)
+        # What Nomad said, kept between resyncs and updated from the event stream (whose
+        # Allocation events carry the whole allocation), so following events costs no
+        # re-reads: job -> allocation id -> allocation, and job -> job stub.
+        self._allocs: dict[str, dict[str, dict[str, Any]]] = {}
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._jobs_changed: set[str] = set()  # Job events: re-read these stubs
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -102,6 +108,10 @@ class Reconciler:
         for alloc in allocs.value:
             by_job.setdefault(alloc.get("JobID", ""), []).append(alloc)
         stubs = {j["ID"]: j for j in listed.value if j["ID"].startswith(JOB_PREFIX)}
+        self._jobs = dict(stubs)
+        self._allocs = {job: {a["ID"]: a for a in found} for job, found in by_job.items()
+                        if job.startswith(JOB_PREFIX)}
+        self._jobs_changed.clear()
         views: dict[str, JobView] = {}
         for job_id, stub in stubs.items():
             view = await self._view(job_id, stub, by_job.get(job_id, []), groups)
@@ -122,13 +132,24 @@ class Reconciler:
         ids = sorted(set(job_ids))
         groups = await load_groups(self.db, job_ids=ids)
         gate = asyncio.Semaphore(8)
+        cached = again_if_stale  # the second look reads Nomad itself
 
         async def one(job_id: str) -> JobView | None:
             async with gate:
-                stub = await self.nomad.job(job_id)
-                if stub is None:
-                    return None
-                allocs = await self.nomad.allocations_of(job_id)
+                stub = self._jobs.get(job_id) if cached else None
+                if stub is None or job_id in self._jobs_changed:
+                    self._jobs_changed.discard(job_id)
+                    stub = await self.nomad.job(job_id)
+                    if stub is None:
+                        self._jobs.pop(job_id, None)
+                        self._allocs.pop(job_id, None)
+                        return None
+                    self._jobs[job_id] = stub
+                if cached and job_id in self._allocs:
+                    allocs = list(self._allocs[job_id].values())
+                else:
+                    allocs = await self.nomad.allocations_of(job_id)
+                    self._allocs[job_id] = {a["ID"]: a for a in allocs}
                 return await self._view(job_id, stub, allocs, groups)
 
         found = await asyncio.gather(*(one(j) for j in ids))
@@ -164,13 +185,23 @@ class Reconciler:
                     continue
                 if frame is None:
                     break  # Nomad closed the stream: events may have been missed
-                pending |= _jobs_named(frame)
+                pending |= self._absorb(frame)
                 if pending and deadline is None:
                     deadline = time.monotonic() + self.debounce
         finally:
             await cancel_all([reader])
         if pending:
             await self.refresh(pending)
+
+    def _absorb(self, frame: dict[str, Any]) -> set[str]:
+        """Fold one batch of events into what we know of Nomad; return the jobs touched."""
+        for event in frame.get("Events") or []:
+            alloc = _alloc_of(event)
+            if alloc is not None:
+                self._allocs.setdefault(alloc["JobID"], {})[alloc["ID"]] = alloc
+            elif event.get("Topic") == "Job" and isinstance(event.get("Key"), str):
+                self._jobs_changed.add(event["Key"])
+        return _jobs_named(frame)
 
     async def _read(self, index: int, frames: asyncio.Queue[dict[str, Any] | None]) -> None:
         try:
@@ -250,3 +281,12 @@ def _jobs_named(frame: dict[str, Any]) -> set[str]:
                 if isinstance(job_id, str) and job_id.startswith(JOB_PREFIX):
                     found.add(job_id)
     return found
+
+
+def _alloc_of(event: dict[str, Any]) -> dict[str, Any] | None:
+    alloc = (event.get("Payload") or {}).get("Allocation")
+    if event.get("Topic") != "Allocation" or not isinstance(alloc, dict):
+        return None
+    job_id = alloc.get("JobID")
+    ok = isinstance(job_id, str) and job_id.startswith(JOB_PREFIX) and alloc.get("ID")
+    return alloc if ok else None
