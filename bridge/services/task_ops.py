@@ -63,8 +63,14 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
     reason = answer.get("message") or (
         "asleep, GPU memory released" if released else "compute paused, GPU memory kept")
     async with db.transaction() as conn:
-        await move_task(conn, task, T.SLEEPING, reason, actor, "task.sleep",
-                    sleep_mode=mode, gpu_released=released)
+        # The agent may have reported meanwhile (starting -> running): move from what the
+        # row says now, as long as that can still sleep; the engine does sleep.
+        current = await group_rows.get_task(conn, task_id)
+        if current is None or current.status not in SLEEPABLE:
+            raise InvalidState(f"task {task_id} changed while going to sleep; look again",
+                               details={"id": task_id})
+        await move_task(conn, current, T.SLEEPING, reason, actor, "task.sleep",
+                        sleep_mode=mode, gpu_released=released)
     return await get_task(db, task_id)
 
 
