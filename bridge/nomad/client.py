@@ -127,25 +127,10 @@ class NomadClient:
             "JobID": job_id, "EvalOptions": {"ForceReschedule": force_reschedule}})
         return result
 
-    async def job_allocations(self, job_id: str) -> list[Json]:
-        allocs: list[Json] = await self._call("GET", f"/v1/job/{job_id}/allocations",
-                                              params={"all": "true"})
-        return allocs
-
     async def job_evaluations(self, job_id: str) -> list[Json]:
         evals: list[Json] = await self._call("GET", f"/v1/job/{job_id}/evaluations")
         return evals
 
-    async def job_summary(self, job_id: str) -> Json | None:
-        try:
-            summary: Json = await self._call("GET", f"/v1/job/{job_id}/summary")
-        except NomadNotFound:
-            return None
-        return summary
-
-    async def latest_deployment(self, job_id: str) -> Json | None:
-        found: Json | None = await self._call("GET", f"/v1/job/{job_id}/deployment")
-        return found
 
     # ------------------------------------------------------------------ allocations, nodes
 
@@ -162,10 +147,6 @@ class NomadClient:
             "resources": "true", "filter": f'JobID == "{job_id}"'})
         return found
 
-    async def allocation(self, alloc_id: str) -> Json:
-        alloc: Json = await self._call("GET", f"/v1/allocation/{alloc_id}")
-        return alloc
-
     async def nodes(self) -> list[Json]:
         nodes: list[Json] = await self._call("GET", "/v1/nodes", params={"resources": "true"})
         return nodes
@@ -174,10 +155,6 @@ class NomadClient:
         node: Json = await self._call("GET", f"/v1/node/{node_id}")
         return node
 
-    async def set_node_meta(self, node_id: str, meta: dict[str, str | None]) -> Json:
-        result: Json = await self._call("POST", "/v1/client/metadata",
-                                        json={"NodeID": node_id, "Meta": meta})
-        return result
 
     # ------------------------------------------------------------------ events
 

@@ -27,15 +27,6 @@ def hcl_string(value: object) -> str:
     return f'"{escaped}"'
 
 
-def hcl_interpolated(value: str) -> str:
-    """A quoted string that *keeps* Nomad interpolation (``${NOMAD_ALLOC_ID}``).
-
-    Only for constants written by us in the renderer, never for user input.
-    """
-    assert '"' not in value and "\\" not in value and "\n" not in value, value
-    return f'"{value}"'
-
-
 _TARGET = re.compile(r"^\$\{(meta|attr|node|device)\.[A-Za-z0-9_.-]+\}$")
 
 

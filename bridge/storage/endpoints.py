@@ -42,9 +42,3 @@ async def get_endpoint(conn: Conn, endpoint_id: str) -> InferenceEndpoint | None
     return row_to_endpoint(row) if row else None
 
 
-async def get_endpoint_for_group(conn: Conn, group_id: str) -> InferenceEndpoint | None:
-    cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM inference_endpoints WHERE task_group_id = %s", (group_id,)
-    )
-    row = await cur.fetchone()
-    return row_to_endpoint(row) if row else None

@@ -175,13 +175,6 @@ async def insert_tasks(conn: Conn, tasks: list[Task]) -> None:
         )
 
 
-async def set_endpoint(conn: Conn, group_id: str, endpoint_id: str) -> None:
-    await conn.execute(
-        "UPDATE task_groups SET endpoint_id = %s, updated_at = now() WHERE id = %s",
-        (endpoint_id, group_id),
-    )
-
-
 async def get_task_group(
     conn: Conn, group_id: str, *, for_update: bool = False
 ) -> TaskGroup | None:
