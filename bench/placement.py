@@ -1,6 +1,6 @@
 """Placement benchmark: 1,000 services on 200 fake 8-GPU nodes through the REST API.
 
-Real processes: embedded PostgreSQL, the Nomad API double (`python -m tests.nomad_double`,
+Real processes: embedded PostgreSQL, the Nomad API double (`python -m tests.support.nomad_double`,
 its scheduler and an auto runner), and the bridge (`heteroflow server`) with its reconciler.
 Printed side by side, from the same run:
 
@@ -91,7 +91,8 @@ async def run(args: argparse.Namespace) -> None:
     nomad_port, bridge_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     double = subprocess.Popen(
-        [sys.executable, "-m", "tests.nomad_double", "--port", str(nomad_port), "--fleet", "gpu",
+        [sys.executable, "-m", "tests.support.nomad_double", "--port", str(nomad_port),
+         "--fleet", "gpu",
          "--nodes", str(args.nodes), "--runner", "auto"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bridge_env = {**env, "HETEROFLOW_DATABASE_URL": url, "HETEROFLOW_HOME": str(tmp / "home"),
@@ -169,7 +170,7 @@ async def direct_baseline(args: argparse.Namespace) -> float:
     """Register and place the same number of jobs with no bridge: the double's own time."""
     port = free_port()
     double = subprocess.Popen(
-        [sys.executable, "-m", "tests.nomad_double", "--port", str(port), "--fleet", "gpu",
+        [sys.executable, "-m", "tests.support.nomad_double", "--port", str(port), "--fleet", "gpu",
          "--nodes", str(args.nodes), "--runner", "auto"], cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

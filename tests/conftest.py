@@ -4,8 +4,6 @@ test from a template, and the real bridge app serving HTTP on a loopback port.""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,23 +15,7 @@ from psycopg import sql
 
 from bridge.storage.embedded import EmbeddedPostgres
 from bridge.storage.migrate import apply_migrations
-
-TEMPLATE = "hf_template"
-TEST_SECRET_KEY = "x0n7qX2V3wKo8C0Ff2m1bMmkKQyq8zE7rS0h3Qd8Y6A="  # a Fernet key for tests only
-_counter = itertools.count()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL, pointing at another database."""
-    base, _, query = url.partition("?")
-    head = base.rsplit("/", 1)[0]
-    return f"{head}/{name}" + (f"?{query}" if query else "")
+from tests.support.pg import TEMPLATE, TEST_SECRET_KEY, free_port, fresh_database, with_database
 
 
 @pytest.fixture(scope="session")
@@ -46,16 +28,6 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     asyncio.run(apply_migrations(template_url))
     yield server
     server.stop()
-
-
-def fresh_database(pg: EmbeddedPostgres) -> str:
-    """A new database cloned from the migrated template; returns its URL."""
-    name = f"t{next(_counter)}_{socket.gethostname()[:8].lower().replace('-', '_')}"
-    with psycopg.connect(pg.admin_url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE)))
-    return with_database(pg.admin_url(), name)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from agent_plugin.report.bridge import BridgeClient
 from agent_plugin.report.task_states import TaskStateReporter
 from agent_plugin.settings import AgentSettings
 from agent_plugin.tasks import NodeTasks
-from tests.agent_plugin.helpers import GPU_FIXTURES, ToolBox
-from tests.agent_plugin.standins import BridgeStandIn
+from tests.support.agent_helpers import GPU_FIXTURES, ToolBox
+from tests.support.agent_standins import BridgeStandIn
 
 
 @pytest.fixture

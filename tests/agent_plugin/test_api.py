@@ -17,7 +17,7 @@ import pytest
 from agent_plugin.executor.local import group_members
 from agent_plugin.serve import Agent
 from agent_plugin.settings import AgentSettings
-from tests.agent_plugin.standins import (
+from tests.support.agent_standins import (
     BridgeStandIn,
     DockerStandIn,
     EngineDouble,

@@ -15,7 +15,7 @@ import pytest
 from agent_plugin.detectors import DETECTORS, DetectContext, ToolRunner, detect_all
 from agent_plugin.detectors.nvidia import NvidiaDetector, read_nvml
 from agent_plugin.models import DetectionReport, GpuDevice
-from tests.agent_plugin.helpers import GPU_FIXTURES, ToolBox
+from tests.support.agent_helpers import GPU_FIXTURES, ToolBox
 
 
 class RecordedNvml:

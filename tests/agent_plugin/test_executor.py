@@ -25,8 +25,8 @@ from agent_plugin.executor import (
     TaskState,
 )
 from agent_plugin.executor.local import group_members
-from tests.agent_plugin.helpers import settles_in
-from tests.agent_plugin.model_factory import smollm_gguf
+from tests.support.agent_helpers import settles_in
+from tests.support.model_factory import smollm_gguf
 
 S = TaskState
 HTTP_SERVER = ("import http.server, sys; http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])),"

@@ -17,8 +17,8 @@ from agent_plugin.executor import TaskSpec, TaskState
 from agent_plugin.idle import IdleWatcher
 from agent_plugin.metrics import parse_samples
 from agent_plugin.tasks import NodeTasks, TaskMeta
-from tests.agent_plugin.model_factory import smollm_gguf
-from tests.agent_plugin.standins import BridgeStandIn, double_task, free_port
+from tests.support.agent_standins import BridgeStandIn, double_task, free_port
+from tests.support.model_factory import smollm_gguf
 
 VLLM_METRICS = """# HELP vllm:num_requests_running Number of requests currently running.
 # TYPE vllm:num_requests_running gauge

@@ -26,9 +26,8 @@ from agent_plugin.lifecycle.pause import DockerPause, ExecutorPause
 from agent_plugin.lifecycle.sglang import SglangSleep
 from agent_plugin.lifecycle.vllm import VllmSleep
 from agent_plugin.tasks import NodeTasks, TaskMeta
-from tests.agent_plugin.helpers import settles_in
-from tests.agent_plugin.model_factory import smollm_gguf
-from tests.agent_plugin.standins import (
+from tests.support.agent_helpers import settles_in
+from tests.support.agent_standins import (
     BridgeStandIn,
     DockerStandIn,
     EngineDouble,
@@ -36,6 +35,7 @@ from tests.agent_plugin.standins import (
     double_task,
     free_port,
 )
+from tests.support.model_factory import smollm_gguf
 
 
 @pytest.fixture

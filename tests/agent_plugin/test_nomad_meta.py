@@ -1,5 +1,5 @@
 """Nomad dynamic node metadata: the keys built from GPUs, engines and models, and publishing
-them to the Nomad API double (tests/nomad_double) only when they change."""
+them to the Nomad API double (tests/support/nomad_double) only when they change."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from agent_plugin.report.loop import ReportLoop
 from agent_plugin.report.nomad_meta import NomadMetaPublisher, node_meta
 from agent_plugin.report.survey import Surveyor
 from agent_plugin.settings import AgentSettings
-from tests.agent_plugin.helpers import GPU_FIXTURES
-from tests.agent_plugin.model_factory import write_gguf
-from tests.agent_plugin.standins import BridgeStandIn
-from tests.nomad_double import NomadDouble, mixed_fleet
-from tests.nomad_double.fleet import node_id
+from tests.support.agent_helpers import GPU_FIXTURES
+from tests.support.agent_standins import BridgeStandIn
+from tests.support.model_factory import write_gguf
+from tests.support.nomad_double import NomadDouble, mixed_fleet
+from tests.support.nomad_double.fleet import node_id
 
 CPU_NODE = node_id("cpu-01")
 KEYS = {"heteroflow.agent", "heteroflow.gpu.vendor", "heteroflow.gpu.count",

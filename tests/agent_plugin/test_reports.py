@@ -17,8 +17,8 @@ from agent_plugin.report.shapes import TaskStateReport
 from agent_plugin.report.survey import Surveyor
 from agent_plugin.report.task_states import TaskStateReporter
 from agent_plugin.settings import AgentSettings
-from tests.agent_plugin.model_factory import write_gguf
-from tests.agent_plugin.standins import BridgeStandIn
+from tests.support.agent_standins import BridgeStandIn
+from tests.support.model_factory import write_gguf
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from agent_plugin.scanner.formats import FORMATS
 from agent_plugin.scanner.gguf_meta import read_gguf_header
 from agent_plugin.scanner.scanner import ModelScanner
 from agent_plugin.vram import inspect_model
-from tests.agent_plugin.model_factory import (
+from tests.support.model_factory import (
     make_hf_folder,
     smollm_gguf,
     write_gguf,

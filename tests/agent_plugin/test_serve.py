@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from agent_plugin.executor.local import group_members
-from tests.agent_plugin.helpers import GPU_FIXTURES
-from tests.agent_plugin.standins import (
+from tests.support.agent_helpers import GPU_FIXTURES
+from tests.support.agent_standins import (
     ROOT,
     BridgeStandIn,
     double_env,

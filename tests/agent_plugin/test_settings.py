@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from agent_plugin.detectors import context_from_settings, detect_all, enabled_detectors
 from agent_plugin.models import VENDORS
 from agent_plugin.settings import AgentSettings
-from tests.agent_plugin.helpers import GPU_FIXTURES
+from tests.support.agent_helpers import GPU_FIXTURES
 
 
 class TestAgentSettings:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tests.bridge.helpers import error_of, seed_example, unique
+from tests.support.bridge_helpers import error_of, seed_example, unique
 
 
 async def make_user(admin, role: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bridge.helpers import error_of, seed_example, unique
+from tests.support.bridge_helpers import error_of, seed_example, unique
 
 # (what is wrong, body overrides or a raw body, status, code, field named in details)
 BAD_BODIES = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bridge.crypto import SecretBox
-from tests.bridge.helpers import error_of, unique
-from tests.conftest import TEST_SECRET_KEY
+from tests.support.bridge_helpers import error_of, unique
+from tests.support.pg import TEST_SECRET_KEY
 
 
 def heartbeat(node_id: str, **over) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.bridge.helpers import error_of, seed_example, unique
+from tests.support.bridge_helpers import error_of, seed_example, unique
 
 
 class TestCanaryFlow:
@@ -109,7 +109,7 @@ class TestApiKeys:
 class TestExternalRoutes:
     async def test_external_fallback_route_keeps_its_key_sealed(self, admin, bridge) -> None:
         from bridge.crypto import SecretBox
-        from tests.conftest import TEST_SECRET_KEY
+        from tests.support.pg import TEST_SECRET_KEY
 
         model = unique("m")
         await admin.post("/task-groups", json=seed_example(model_name=model))

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.bridge.helpers import error_of, seed_example, unique
 from tests.bridge.test_api_nodes import heartbeat
-from tests.conftest import free_port
+from tests.support.bridge_helpers import error_of, seed_example, unique
+from tests.support.pg import free_port
 
 SECRET = "agent-secret-" + "a" * 24
 

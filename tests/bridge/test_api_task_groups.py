@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from tests.bridge.helpers import error_of, seed_example, unique
+from tests.support.bridge_helpers import error_of, seed_example, unique
 
 ROW_TABLES = ("task_groups", "tasks", "inference_endpoints", "model_routes", "api_keys")
 

@@ -18,7 +18,7 @@ from bridge.errors import ValidationFailed
 from bridge.nomad.jobspec import build_context, render
 from bridge.services.placement import Placer
 from bridge.settings import BridgeSettings
-from tests.bridge.factories import make_task_group
+from tests.support.factories import make_task_group
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "jobspecs"
 GID = "tg-1795602254106145117-df16"

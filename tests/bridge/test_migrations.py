@@ -7,7 +7,7 @@ import asyncio
 import psycopg
 
 from bridge.storage.migrate import apply_migrations, available_migrations
-from tests.conftest import fresh_database, with_database
+from tests.support.pg import fresh_database, with_database
 
 
 async def test_fresh_database_gets_every_migration(pg) -> None:

@@ -13,8 +13,8 @@ from bridge.errors import NomadConflict, NomadForbidden, NomadRejected, NomadUna
 from bridge.nomad.client import NomadClient
 from bridge.settings import BridgeSettings
 from tests.bridge.test_jobspec import rendered
-from tests.conftest import free_port
-from tests.nomad_double import ManualRunner, NomadDouble, mixed_fleet
+from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
+from tests.support.pg import free_port
 
 
 def client_for(address: str, **over: Any) -> NomadClient:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from openapi_spec_validator import validate
 
-from tests.bridge.helpers import seed_example
+from tests.support.bridge_helpers import seed_example
 
 
 async def test_document_is_valid_openapi(admin) -> None:

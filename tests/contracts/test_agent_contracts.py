@@ -25,8 +25,8 @@ from agent_plugin.report.shapes import (
 from agent_plugin.report.survey import Surveyor
 from agent_plugin.settings import AgentSettings
 from bridge.api import schemas as bridge_schemas
-from tests.agent_plugin.helpers import GPU_FIXTURES
-from tests.agent_plugin.model_factory import make_hf_folder, write_gguf
+from tests.support.agent_helpers import GPU_FIXTURES
+from tests.support.model_factory import make_hf_folder, write_gguf
 
 HERE = Path(__file__).resolve().parent
 

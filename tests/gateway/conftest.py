@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import fresh_database
-from tests.gateway.harness import Consul, Double, Gateway, Proc, World
-
-
-class Stack:
-    """One database and one gateway; engine doubles are started per test as needed."""
-
-    def __init__(self, logs: Path, db_url: str, **gateway_env: str) -> None:
-        self.logs = logs
-        self.world = World(db_url)
-        self.procs: list[Proc] = []
-        self.gateway = Gateway(logs, db_url, **gateway_env)
-        self.procs.append(self.gateway)
-
-    def double(self, name: str, model: str, **kwargs: Any) -> Double:
-        double = Double(self.logs, name, model, **kwargs)
-        self.procs.append(double)
-        return double
-
-    def close(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
+from tests.support.gateway_harness import Consul, Stack
+from tests.support.pg import fresh_database
 
 
 @pytest.fixture(scope="module")

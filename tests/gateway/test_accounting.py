@@ -12,9 +12,8 @@ import openai
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.conftest import fresh_database
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import wait_until
+from tests.support.gateway_harness import Stack, wait_until
+from tests.support.pg import fresh_database
 
 SECRET = Fernet.generate_key()
 CLOUD_KEY = "cloud-upstream-key-0123456789"

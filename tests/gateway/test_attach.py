@@ -21,8 +21,8 @@ from bridge.settings import BridgeSettings
 from bridge.storage.db import Database
 from gateway.app import attach
 from gateway.settings import GatewaySettings
-from tests.conftest import TEST_SECRET_KEY, free_port, fresh_database
-from tests.gateway.harness import Double, World
+from tests.support.gateway_harness import Double, World
+from tests.support.pg import TEST_SECRET_KEY, free_port, fresh_database
 
 CLOUD_KEY = "sk-cloud-attached-0001"
 

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, fresh_database
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import Proc, wait_until
+from tests.support.gateway_harness import Proc, Stack, wait_until
+from tests.support.pg import free_port, fresh_database
 
 
 @pytest.fixture(scope="module")

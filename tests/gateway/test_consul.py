@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import fresh_database
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import Consul, Double, Group, wait_until
+from tests.support.gateway_harness import Consul, Double, Group, Stack, wait_until
+from tests.support.pg import fresh_database
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import fresh_database
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import Double, Group, wait_until
+from tests.support.gateway_harness import Double, Group, Stack, wait_until
+from tests.support.pg import fresh_database
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import free_port, fresh_database
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import Group, Proc, wait_until
+from tests.support.gateway_harness import Group, Proc, Stack, wait_until
+from tests.support.pg import free_port, fresh_database
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import Group
+from tests.support.gateway_harness import Group, Stack
 
 
 def client(stack: Stack, key: str) -> openai.OpenAI:
@@ -123,7 +122,7 @@ class TestErrors:
                 return False  # the new key is not visible yet
             return False
 
-        from tests.gateway.harness import wait_until
+        from tests.support.gateway_harness import wait_until
         wait_until(forbidden, what="403 for another endpoint's model")
 
     def test_unknown_model_is_404(self, stack: Stack, served: Group) -> None:

@@ -8,8 +8,7 @@ from collections import Counter
 
 import httpx
 
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import FAST_HEALTH, wait_until
+from tests.support.gateway_harness import FAST_HEALTH, Stack, wait_until
 
 
 async def fire(stack: Stack, key: str, model: str, n: int, concurrency: int = 16,

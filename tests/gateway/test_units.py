@@ -25,7 +25,7 @@ from gateway.upstream import (
 )
 from gateway.upstream.response import HIGH_WATER
 from gateway.usage import usage_in
-from tests.conftest import free_port
+from tests.support.pg import free_port
 
 
 def group(gid: str, model: str, *tasks: TaskInfo, endpoint: str | None = None) -> Group:

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, fresh_database
-from tests.gateway.conftest import Stack
-from tests.gateway.harness import Proc, wait_until
+from tests.support.gateway_harness import Proc, Stack, wait_until
+from tests.support.pg import free_port, fresh_database
 
 TOKEN = "hf-gateway-token-for-tests"
 
@@ -23,7 +22,7 @@ class Bridge(Proc):
     def __init__(self, stack_logs: Any, db_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__([sys.executable, "-m", "tests.gateway.bridge_standin", "--port",
+        super().__init__([sys.executable, "-m", "tests.support.bridge_standin", "--port",
                           str(self.port), "--db", db_url, "--token", TOKEN],
                          stack_logs / f"bridge-standin-{self.port}.log")
         wait_until(lambda: httpx.get(self.url + "/_calls", timeout=1).status_code == 200)

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from bridge.cli.demo import MODEL_FILE
-from tests.conftest import free_port
+from tests.support.pg import free_port
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "bridge.cli.main"]

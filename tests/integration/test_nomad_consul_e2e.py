@@ -19,13 +19,13 @@ import openai
 import psutil
 import pytest
 
-from tests.bridge.helpers import unique
-from tests.gateway.harness import Consul, Gateway
 from tests.integration.test_local_e2e import model_source
 from tests.integration.test_nomad_placement import start_bridge, stop_bridge
-from tests.nomad_double import fleet
-from tests.nomad_double.runners import ProcessRunner
-from tests.nomad_double.server import NomadDouble
+from tests.support.bridge_helpers import unique
+from tests.support.gateway_harness import Consul, Gateway
+from tests.support.nomad_double import fleet
+from tests.support.nomad_double.runners import ProcessRunner
+from tests.support.nomad_double.server import NomadDouble
 
 pytestmark = pytest.mark.slow
 

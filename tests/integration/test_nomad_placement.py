@@ -20,11 +20,11 @@ from bridge.app import create_app
 from bridge.services.users import bootstrap_admin
 from bridge.settings import BridgeSettings
 from bridge.storage.db import Database
-from tests.bridge.helpers import seed_example
-from tests.conftest import TEST_SECRET_KEY, free_port, fresh_database
-from tests.nomad_double import fleet
-from tests.nomad_double.runners import AutoRunner, ManualRunner
-from tests.nomad_double.server import NomadDouble
+from tests.support.bridge_helpers import seed_example
+from tests.support.nomad_double import fleet
+from tests.support.nomad_double.runners import AutoRunner, ManualRunner
+from tests.support.nomad_double.server import NomadDouble
+from tests.support.pg import TEST_SECRET_KEY, free_port, fresh_database
 
 _apps = itertools.count()
 

@@ -15,8 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.bridge.helpers import seed_example
-from tests.conftest import free_port
+from tests.support.bridge_helpers import seed_example
+from tests.support.pg import free_port
 
 pytestmark = pytest.mark.slow
 HEROFLOW = [sys.executable, "-m", "bridge.cli.main"]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.nomad_double import ManualRunner, NomadDouble, mixed_fleet
+from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
 
 
 @pytest.fixture

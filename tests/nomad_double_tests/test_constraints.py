@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.nomad_double.constraints import (
+from tests.support.nomad_double.constraints import (
     Attribute,
     check_device_constraint,
     check_node_constraint,
     version_matches,
 )
-from tests.nomad_double.errors import ApiError
-from tests.nomad_double.filters import matches
-from tests.nomad_double.fleet import mixed_fleet
+from tests.support.nomad_double.errors import ApiError
+from tests.support.nomad_double.filters import matches
+from tests.support.nomad_double.fleet import mixed_fleet
 
 NODE = next(n for n in mixed_fleet() if n["Name"] == "gpu-a100-01")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.nomad_double import NomadDouble
+from tests.support.nomad_double import NomadDouble
 
 from .helpers import allocs, cpu_job, evals, gpu_job, register
 

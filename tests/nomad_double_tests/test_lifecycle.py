@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.nomad_double import AutoRunner, NomadDouble, mixed_fleet
+from tests.support.nomad_double import AutoRunner, NomadDouble, mixed_fleet
 
 from .helpers import allocs, cpu_job, evals, eventually, gpu_job, register
 

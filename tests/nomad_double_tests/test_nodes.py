@@ -6,7 +6,7 @@ import copy
 
 import httpx
 
-from tests.nomad_double import NomadDouble, mixed_fleet
+from tests.support.nomad_double import NomadDouble, mixed_fleet
 
 from .helpers import allocs, blocked_eval, cpu_job, gpu_job, register
 

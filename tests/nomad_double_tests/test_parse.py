@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.nomad_double.hcl import HclError, parse_job
+from tests.support.nomad_double.hcl import HclError, parse_job
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "nomad" / "jobs" / "vllm-gpu.hcl"
 S = 1_000_000_000

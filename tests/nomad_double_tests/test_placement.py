@@ -6,7 +6,7 @@ import copy
 
 import httpx
 
-from tests.nomad_double import ManualRunner, NomadDouble, gpu_fleet, mixed_fleet
+from tests.support.nomad_double import ManualRunner, NomadDouble, gpu_fleet, mixed_fleet
 
 from .helpers import allocs, blocked_eval, cpu_job, evals, gpu_job, register
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.nomad_double import NomadDouble, ProcessRunner, mixed_fleet
+from tests.support.nomad_double import NomadDouble, ProcessRunner, mixed_fleet
 
 from .helpers import allocs, eventually, gpu_job, register
 

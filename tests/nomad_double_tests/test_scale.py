@@ -7,7 +7,7 @@ from collections import Counter
 
 import httpx
 
-from tests.nomad_double import ManualRunner, NomadDouble, gpu_fleet
+from tests.support.nomad_double import ManualRunner, NomadDouble, gpu_fleet
 
 from .helpers import blocked_eval, gpu_job, register
 

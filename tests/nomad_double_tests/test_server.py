@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.nomad_double import AutoRunner, NomadDouble, gpu_fleet, mixed_fleet
-from tests.nomad_double.fleet import FIXTURES, MIXED, build_node
+from tests.support.nomad_double import AutoRunner, NomadDouble, gpu_fleet, mixed_fleet
+from tests.support.nomad_double.fleet import FIXTURES, MIXED, build_node
 
 from .helpers import cpu_job
 
@@ -75,7 +75,8 @@ def _free_port() -> int:
 def test_standalone_process() -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.nomad_double", "--port", str(port), "--fleet", "mixed"],
+        [sys.executable, "-m", "tests.support.nomad_double", "--port", str(port),
+         "--fleet", "mixed"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

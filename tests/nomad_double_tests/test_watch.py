@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.nomad_double import ManualRunner, NomadDouble, mixed_fleet
+from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
 
 from .helpers import allocs, cpu_job, register
 

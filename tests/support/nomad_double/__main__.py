@@ -1,4 +1,5 @@
-"""Run the Nomad API double standalone: `python -m tests.nomad_double --port 4646 --fleet mixed`."""
+"""Run the Nomad API double standalone:
+`python -m tests.support.nomad_double --port 4646 --fleet mixed`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .fleet import gpu_fleet, mixed_fleet, write_fixtures
 from .runners import AutoRunner, ManualRunner
 from .server import NomadDouble
 
-log = logging.getLogger("tests.nomad_double")
+log = logging.getLogger("tests.support.nomad_double")
 
 
 def main() -> None:

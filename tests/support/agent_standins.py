@@ -201,8 +201,8 @@ class DockerStandIn(Server):
 
 
 def engine_double_argv(port: int, *extra: str) -> list[str]:
-    """The vLLM-like engine double as a real process (see tests/engine_double)."""
-    return [sys.executable, "-m", "tests.engine_double", "--port", str(port), *extra]
+    """The vLLM-like engine double as a real process (see tests/support/engine_double)."""
+    return [sys.executable, "-m", "tests.support.engine_double", "--port", str(port), *extra]
 
 
 def double_env() -> dict[str, str]:

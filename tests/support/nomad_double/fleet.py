@@ -6,7 +6,8 @@ carries the dynamic metadata our node agent publishes (`heteroflow.*` keys, a co
 Addresses are 127.0.0.0/8 loopback addresses so processes started for allocations are reachable.
 Every node offers a `models` host volume (/srv/models), where engines find model weights.
 
-    python -m tests.nomad_double --write-fixtures   # regenerate tests/fixtures/nomad/nodes/*.json
+    # regenerate tests/fixtures/nomad/nodes/*.json
+    python -m tests.support.nomad_double --write-fixtures
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 Json = dict[str, Any]
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "nomad" / "nodes"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "nomad" / "nodes"
 _NS = uuid.UUID("6f1c0d2e-9a4b-4c1e-8d3f-5b7a9e2c4d10")
 _EPOCH_NS = 1_764_000_000_000_000_000  # fixed so fixtures are byte-stable
 _EPOCH_RFC = "2025-11-24T16:00:00Z"

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.conftest import free_port
+from tests.support.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSUL_BIN = ROOT / ".cache" / "consul" / "usr" / "bin" / "consul"
@@ -83,7 +83,8 @@ class Double(Proc):
         self.name = name
         self.model = model
         self.port = port or free_port()
-        super().__init__([sys.executable, "-m", "tests.engine_double", "--port", str(self.port),
+        super().__init__([sys.executable, "-m", "tests.support.engine_double",
+                          "--port", str(self.port),
                           "--name", name, "--model", model, *(extra or [])],
                          logs / f"double-{name}-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"
@@ -314,4 +315,24 @@ def processes() -> Iterator[list[Proc]]:
         yield started
     finally:
         for proc in reversed(started):
+            proc.stop()
+
+
+class Stack:
+    """One database and one gateway; engine doubles are started per test as needed."""
+
+    def __init__(self, logs: Path, db_url: str, **gateway_env: str) -> None:
+        self.logs = logs
+        self.world = World(db_url)
+        self.procs: list[Proc] = []
+        self.gateway = Gateway(logs, db_url, **gateway_env)
+        self.procs.append(self.gateway)
+
+    def double(self, name: str, model: str, **kwargs: Any) -> Double:
+        double = Double(self.logs, name, model, **kwargs)
+        self.procs.append(double)
+        return double
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
             proc.stop()

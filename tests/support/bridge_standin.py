@@ -4,7 +4,7 @@
 engine's ``/wake_up`` at the task's address, then mark the task row ``running``. Test
 control: ``POST /_control {"mode": "wake" | "ignore" | "fail"}``, ``GET /_calls``.
 
-    python -m tests.gateway.bridge_standin --port P --db URL --token T
+    python -m tests.support.bridge_standin --port P --db URL --token T
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import gguf
 import numpy as np
 import pytest
 
-from tests.agent_plugin.helpers import MODEL_FIXTURES
+from tests.support.agent_helpers import MODEL_FIXTURES
 
 _DTYPE_BYTES = {"BF16": 2, "F16": 2, "F32": 4, "I32": 4, "I8": 1, "U8": 1}
 

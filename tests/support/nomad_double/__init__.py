@@ -1,6 +1,6 @@
 """A Nomad HTTP API double for tests: a real aiohttp server with a scheduler inside.
 
-    from tests.nomad_double import NomadDouble, AutoRunner, mixed_fleet
+    from tests.support.nomad_double import NomadDouble, AutoRunner, mixed_fleet
     async with NomadDouble(nodes=mixed_fleet(), runner=AutoRunner()) as double:
         ...  # talk to double.address like to a Nomad agent
 
