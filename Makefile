@@ -39,7 +39,7 @@ up: $(VENV)/.installed-run
 	$(BIN)/heteroflow up $(ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check bridge gateway agent-plugin tests bench
+	$(BIN)/ruff check bridge gateway agent-plugin heteroflow_contracts tests bench
 	$(BIN)/mypy
 
 test: lint .cache/consul/usr/bin/consul

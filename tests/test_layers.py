@@ -7,6 +7,7 @@ Nothing imports bridge.api except the app; bridge.domain imports nothing of the 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,5 +61,29 @@ def test_nothing_imports_the_api_layer_but_the_app() -> None:
         name for name, file in modules()
         if not name.startswith(("bridge.api", "bridge.app"))
         and any(i.startswith("bridge.api") for i in imports_of(file))
+    ]
+    assert offenders == []
+
+
+CONTRACTS = ROOT / "heteroflow_contracts"
+
+
+def test_the_contracts_package_is_a_leaf() -> None:
+    """What bridge, gateway and agent share imports none of them, nor anything installed:
+    each of the three can take it without taking another, or another's dependencies."""
+    allowed = {*sys.stdlib_module_names, "heteroflow_contracts"}
+    problems = [f"heteroflow_contracts/{file.relative_to(CONTRACTS)} imports {imported}"
+                for file in CONTRACTS.rglob("*.py") for imported in imports_of(file)
+                if imported.split(".")[0] not in allowed]
+    assert list(CONTRACTS.rglob("*.py")) and problems == []
+
+
+def test_the_bridge_shares_the_agents_tables_through_the_contracts_package() -> None:
+    # Only the CLI runs an agent in the bridge's process (the one-machine default).
+    offenders = [
+        f"{name} imports {imported}" for name, file in modules()
+        if name.startswith("bridge.") and not name.startswith("bridge.cli")
+        for imported in imports_of(file)
+        if imported == "agent_plugin" or imported.startswith("agent_plugin.")
     ]
     assert offenders == []

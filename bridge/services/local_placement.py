@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.agents.client import AgentClient
+from bridge.agents.shapes import RestartPolicy, StartTask
 from bridge.crypto import SecretBox
 from bridge.domain.engines import (
     ENGINES,
@@ -73,7 +74,7 @@ class LocalPlacement:
             if task.node_id and task.status in HOLDING:
                 try:
                     url, secret = await self._agent(task.node_id)
-                    await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
+                    await self.agents.stop_task(url, secret, task.id)
                 except AgentRefused:
                     pass  # not running there any more
                 except AgentUnavailable as exc:
@@ -86,7 +87,7 @@ class LocalPlacement:
         if task.node_id:
             url, secret = await self._agent(task.node_id)
             with contextlib.suppress(AgentRefused):  # not running there any more
-                await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
+                await self.agents.stop_task(url, secret, task.id)
 
     async def retry_task(self, group: TaskGroup, task: Task) -> None:
         self.submit(group.id)
@@ -157,11 +158,10 @@ class LocalPlacement:
         for node_id, rows_here in rows_by_node.items():
             try:
                 url, secret = await self._agent(node_id)
-                status = await self.agents.call(url, secret, "GET", "/v1/status")
+                status = await self.agents.status(url, secret)
             except (AgentUnavailable, AgentRefused):
                 continue  # unknown is not lost: wait for the agent
-            running = {t.get("task_id") for t in status.get("tasks", [])
-                       if t.get("state") not in ("completed", "failed")}
+            running = status.live_task_ids()
             for task_id, settled in rows_here.items():
                 if task_id not in running and settled:
                     await self._back_to_pending(task_id, "its node's agent no longer runs it; "
@@ -170,7 +170,7 @@ class LocalPlacement:
                 log.warning("stopping an engine no task row holds",
                             extra={"task_id": task_id, "node_id": node_id})
                 with contextlib.suppress(AgentRefused, AgentUnavailable):
-                    await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task_id}")
+                    await self.agents.stop_task(url, secret, task_id)
 
     # ------------------------------------------------------------------ placing
 
@@ -243,17 +243,14 @@ class LocalPlacement:
                     "UPDATE inference_endpoints SET health_check = jsonb_set(health_check,"
                     " '{path}', to_jsonb(%s::text)) WHERE task_group_id = %s",
                     (health_path, group.id))
-        body: dict[str, Any] = {
-            "task_id": task.id, "argv": list(argv), "env": env, "port": port,
-            "gpu_vendor": vendor, "gpu_ids": list(gpu_ids),
-            "restart": {"attempts": 2, "delay_seconds": 5.0, "mode": "fail"},
-            "health_path": health_path, "engine": engine.value,
-            "sleep_api": ENGINES[engine].sleep_api, "idle_timeout_minutes":
-                group.idle_timeout_minutes,
-        }
+        start = StartTask(
+            task_id=task.id, argv=argv, env=env, port=port, gpu_vendor=vendor,
+            gpu_ids=gpu_ids, restart=RestartPolicy(attempts=2, delay_seconds=5.0, mode="fail"),
+            health_path=health_path, engine=engine.value, sleep_api=ENGINES[engine].sleep_api,
+            idle_timeout_minutes=group.idle_timeout_minutes)
         try:
             url, secret = await self._agent(node.id)
-            await self.agents.call(url, secret, "POST", "/v1/tasks", body)
+            await self.agents.start_task(url, secret, start)
         except (AgentUnavailable, AgentRefused) as exc:
             await self._back_to_pending(task.id, f"the agent on {node.name} did not start it: "
                                                  f"{exc.message}")

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from agent_plugin.visibility import device_files, visible_devices_env
 from bridge.domain.engines import (
     ENGINES,
     LaunchInput,
@@ -41,6 +40,7 @@ from bridge.settings import BridgeSettings
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Database
+from heteroflow_contracts.vendors import device_files, visible_devices_env
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "/model"

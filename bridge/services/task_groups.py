@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bridge.domain import ids
-from bridge.domain.credentials import hash_secret, secret_prefix
 from bridge.domain.engines import engine_from_image, why_engine_cannot_run
 from bridge.domain.models import (
     CPU_CAPABLE_ENGINES,
@@ -35,6 +34,7 @@ from bridge.storage import model_routes as route_rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Conn, Database, DuplicateKey
 from bridge.storage.task_groups import GroupFilter, TaskFilter
+from heteroflow_contracts.credentials import hash_secret, secret_prefix
 
 
 @dataclass(frozen=True, slots=True)

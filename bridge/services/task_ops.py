@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.agents.client import AgentClient
+from bridge.agents.client import AgentClient, SleepTarget
+from bridge.agents.shapes import RemoteEngine
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
 from bridge.domain.models import Engine, Task
@@ -57,10 +58,10 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
         if task.status not in SLEEPABLE:
             raise _wrong_state(task, "sleep", SLEEPABLE)
         url, secret = await _agent_of(conn, box, task)
-    answer = await agents.call(url, secret, *_agent_route(task, engine, "sleep"))
-    mode = answer.get("mode")
-    released = bool(answer.get("gpu_memory_released"))
-    reason = answer.get("message") or (
+    answer = await agents.sleep(url, secret, _sleep_target(task, engine))
+    mode = answer.mode
+    released = answer.gpu_memory_released
+    reason = answer.message or (
         "asleep, GPU memory released" if released else "compute paused, GPU memory kept")
     async with db.transaction() as conn:
         # The agent may have reported meanwhile (starting -> running): move from what the
@@ -86,7 +87,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
         url, secret = await _agent_of(conn, box, task)
         await move_task(conn, task, T.WAKING, "waking up", actor, "task.wake")
     try:
-        answer = await agents.call(url, secret, *_agent_route(task, engine, "wake"))
+        answer = await agents.wake(url, secret, _sleep_target(task, engine))
     except Exception:
         async with db.transaction() as conn:
             current = await group_rows.get_task(conn, task_id)
@@ -97,7 +98,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
     async with db.transaction() as conn:
         current = await group_rows.get_task(conn, task_id)
         if current is not None and current.status is T.WAKING:
-            await move_task(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
+            await move_task(conn, current, T.RUNNING, answer.message or "awake", actor,
                         "task.awake", sleep_mode=None, gpu_released=False)
     return await get_task(db, task_id)
 
@@ -219,16 +220,14 @@ async def _agent_of(conn: Conn, box: SecretBox, task: Task) -> tuple[str, str]:
     return url, box.open(sealed)
 
 
-def _agent_route(task: Task, engine: Engine | None, verb: str) -> tuple[str, str,
-                                                                       dict[str, Any]]:
-    """Where on the agent: its own tasks by id; engines Nomad placed by address."""
+def _sleep_target(task: Task, engine: Engine | None) -> SleepTarget:
+    """Which engine on the agent: its own tasks by id; engines Nomad placed by address."""
     if task.alloc_id is None:
-        return "POST", f"/v1/tasks/{task.id}/{verb}", {}
+        return task.id
     sleep_api = ENGINES[engine].sleep_api if engine else None
-    return "POST", f"/v1/{verb}", {
-        "task_id": task.id, "address": task.address, "sleep_api": sleep_api,
-        # Nomad's docker driver names containers <task>-<allocation id>.
-        "container": f"engine-{task.alloc_id}"}
+    # Nomad's docker driver names containers <task>-<allocation id>.
+    return RemoteEngine(task_id=task.id, address=task.address, sleep_api=sleep_api,
+                        container=f"engine-{task.alloc_id}")
 
 
 async def _require_own_node(conn: Conn, task: Task, actor: Actor) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from bridge.domain import ids
-from bridge.domain.credentials import hash_secret, secret_matches, secret_prefix
 from bridge.domain.models import Principal, Role, User
 from bridge.errors import NameTaken, NotFound, Unauthorized
 from bridge.services.context import Actor
 from bridge.storage import audit
 from bridge.storage import users as user_rows
 from bridge.storage.db import Conn, Database, DuplicateKey
+from heteroflow_contracts.credentials import hash_secret, secret_matches, secret_prefix
 
 
 async def bootstrap_admin(db: Database) -> str | None:

@@ -15,13 +15,12 @@ import pytest
 from bridge.domain.models import Engine, GpuVendor, HealthCheck, PortMapping, QoS
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
-from bridge.nomad.jobspec import build_context, render
 from bridge.services.placement import Placer
 from bridge.settings import BridgeSettings
 from tests.support.factories import make_task_group
+from tests.support.jobspec_render import GID, rendered
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "jobspecs"
-GID = "tg-1795602254106145117-df16"
 
 CASES: dict[str, dict[str, Any]] = {
     "vllm-nvidia-tp2": dict(parallelism=Parallelism.TENSOR_PARALLEL, world_size=2,
@@ -47,16 +46,6 @@ CASES: dict[str, dict[str, Any]] = {
     "tcp-check": dict(health_check=HealthCheck(type="tcp", interval_seconds=5,
                                                timeout_seconds=2, unhealthy_threshold=5)),
 }
-
-
-async def rendered(name: str = "qwen", version: str = "v1", **over: Any) -> str:
-    group = make_task_group(id=GID, name=name, **over)
-    count = {Parallelism.SPLIT: group.world_size}.get(group.parallelism, 1)
-    placer = Placer(None, None, BridgeSettings(model_roots=(Path("/models"),)))  # type: ignore[arg-type]
-    placement, _ = await placer._decide(group)
-    context = build_context(group, placement, version=version, namespace="default",
-                            region=None, datacenters=("dc1",), count=count)
-    return render(context)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -19,10 +19,10 @@ import openai
 import psutil
 import pytest
 
-from tests.integration.test_local_e2e import model_source
-from tests.integration.test_nomad_placement import start_bridge, stop_bridge
 from tests.support.bridge_helpers import unique
+from tests.support.demo_model import model_source
 from tests.support.gateway_harness import Consul, Gateway
+from tests.support.nomad_bridge import start_bridge, stop_bridge
 from tests.support.nomad_double import fleet
 from tests.support.nomad_double.runners import ProcessRunner
 from tests.support.nomad_double.server import NomadDouble
