@@ -18,11 +18,11 @@ from bridge.api.http import new_request_id
 from bridge.crypto import SecretBox, load_or_create_key
 from bridge.errors import BridgeError
 from bridge.nomad.client import NomadClient
-from bridge.reconciler.loop import Reconciler
-from bridge.reconciler.port import NomadPlacement
-from bridge.services.local_placement import LocalPlacement
+from bridge.placement.local.placement import LocalPlacement
+from bridge.placement.nomad.loop import Reconciler
+from bridge.placement.nomad.placement import NomadPlacement
+from bridge.placement.nomad.placer import Placer
 from bridge.services.nodes import mark_offline_nodes
-from bridge.services.placement import Placer
 from bridge.services.users import TokenCache
 from bridge.settings import BridgeSettings
 from bridge.storage.db import Database

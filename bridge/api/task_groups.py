@@ -34,10 +34,10 @@ from bridge.domain.models import HealthCheck, PortMapping
 from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
+from bridge.placement.nomad.placer import Placer
+from bridge.placement.port import PlacementPort
 from bridge.services import operations, task_ops
 from bridge.services import task_groups as service
-from bridge.services.placement import Placer
-from bridge.services.ports import PlacementPort
 from bridge.storage.task_groups import GroupFilter, TaskFilter
 
 bp = Blueprint("task_groups", url_prefix="/api/v1")

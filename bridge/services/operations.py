@@ -15,8 +15,8 @@ from bridge.domain import ids
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
-from bridge.services.ports import PlacementPort
 from bridge.services.task_groups import get_task
 from bridge.services.task_ops import follow_group, move_task
 from bridge.storage import audit

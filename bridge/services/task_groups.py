@@ -26,8 +26,8 @@ from bridge.domain.status import (
 )
 from bridge.domain.topology import Topology, TopologyError, plan_topology
 from bridge.errors import Conflict, InvalidState, NameTaken, NotFound, ValidationFailed
+from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
-from bridge.services.ports import PlacementPort
 from bridge.storage import api_keys as key_rows
 from bridge.storage import audit
 from bridge.storage import endpoints as endpoint_rows

@@ -23,7 +23,7 @@ from bridge.domain.status import (
     transition_task,
 )
 from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
-from bridge.reconciler.plan import TaskRow, derive_group
+from bridge.placement.nomad.plan import TaskRow, derive_group
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
 from bridge.storage import audit

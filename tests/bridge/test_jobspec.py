@@ -16,7 +16,7 @@ from bridge.domain.models import Engine, GpuVendor, HealthCheck, PortMapping, Qo
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
 from bridge.nomad.jobspec import build_context, render
-from bridge.services.placement import Placer
+from bridge.placement.nomad.placer import Placer
 from bridge.settings import BridgeSettings
 from tests.support.factories import make_task_group
 
@@ -143,7 +143,7 @@ async def test_hostile_values_stay_data() -> None:
 async def test_model_outside_roots_is_refused_before_rendering() -> None:
     group = make_task_group(id=GID, model_path="/var/run/docker.sock")
     placer = Placer(None, None, BridgeSettings(model_roots=(Path("/models"),)))  # type: ignore[arg-type]
-    from bridge.services.model_paths import check_model_path
+    from bridge.placement.model_paths import check_model_path
 
     with pytest.raises(ValidationFailed):
         check_model_path(group.model_path, placer.settings.model_roots)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bridge.domain.status import TaskGroupStatus as G
 from bridge.domain.status import TaskStatus as T
 from bridge.nomad.allocations import ObservedAlloc
-from bridge.reconciler.plan import GroupRow, JobView, TaskRow, decide, derive_group
+from bridge.placement.nomad.plan import GroupRow, JobView, TaskRow, decide, derive_group
 
 JOB = "hf-qwen"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
 from bridge.errors import InvalidState
-from bridge.reconciler.loop import Reconciler
-from bridge.services.model_paths import check_model_path
-from bridge.services.placement import Placer
+from bridge.placement.model_paths import check_model_path
+from bridge.placement.nomad.loop import Reconciler
+from bridge.placement.nomad.placer import Placer
 
 
 class NomadPlacement:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.agents.client import AgentClient
+from bridge.background import cancel_all
 from bridge.crypto import SecretBox
 from bridge.domain.engines import (
     ENGINES,
@@ -30,13 +31,12 @@ from bridge.domain.engines import (
     chain_for,
     local_launch,
 )
-from bridge.domain.local_fit import fit_gpus
 from bridge.domain.models import Engine, GpuVendor, Node, Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
 from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import AgentRefused, AgentUnavailable, BridgeError
-from bridge.services.background import cancel_all
-from bridge.services.model_paths import check_model_path
+from bridge.placement.local.fit import fit_gpus
+from bridge.placement.model_paths import check_model_path
 from bridge.services.task_ops import follow_group
 from bridge.storage import nodes as node_rows
 from bridge.storage import placement as rows

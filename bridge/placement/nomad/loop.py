@@ -19,14 +19,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from bridge.background import cancel_all
 from bridge.errors import BridgeError, NomadUnavailable
 from bridge.nomad.allocations import parse_alloc
 from bridge.nomad.client import NomadClient
 from bridge.nomad.explain import explain_evaluations
-from bridge.reconciler.apply import apply_changes, load_groups
-from bridge.reconciler.plan import GroupRow, JobView, Plan, decide
-from bridge.services.background import cancel_all
-from bridge.services.placement import Placer
+from bridge.placement.nomad.apply import apply_changes, load_groups
+from bridge.placement.nomad.placer import Placer
+from bridge.placement.nomad.plan import GroupRow, JobView, Plan, decide
 from bridge.storage.db import Database, try_leadership
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from bridge.errors import (
 )
 from bridge.nomad.client import NomadClient
 from bridge.nomad.jobspec import Mount, Placement, build_context, job_id_for, render
-from bridge.services.model_paths import check_model_path
+from bridge.placement.model_paths import check_model_path
 from bridge.settings import BridgeSettings
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows

@@ -1,0 +1,1 @@
+"""Placement without Nomad: first fit on the GPUs the nodes' agents report."""
