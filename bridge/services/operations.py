@@ -18,8 +18,9 @@ from bridge.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
-from bridge.services.task_ops import follow_group, move_task
+from bridge.services.task_ops import move_task
 from bridge.storage import audit
+from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Database
 
@@ -121,7 +122,7 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
                            request_id=actor.request_id,
                            details={"from": current, "to": replicas,
                                     "removed": [t.id for t in removed]})
-        await follow_group(conn, group.id)
+        await rows.follow_group(conn, group.id)
     if placement is not None and replicas > current and group.nomad_job_id is None:
         placement.submit(group.id)
     async with db.transaction() as conn:

@@ -16,14 +16,8 @@ from bridge.agents.client import AgentClient
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
 from bridge.domain.models import Engine, Task
-from bridge.domain.status import (
-    TASK_GROUP_TRANSITIONS,
-    IllegalTransition,
-    TaskStatus,
-    transition_task,
-)
+from bridge.domain.status import IllegalTransition, TaskStatus, transition_task
 from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
-from bridge.placement.nomad.plan import TaskRow, derive_group
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
 from bridge.storage import audit
@@ -158,23 +152,7 @@ async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, act
                        object_id=task.id, request_id=actor.request_id,
                        details={"from": task.status.value, "to": target.value,
                                 "reason": reason})
-    await follow_group(conn, task.group_id)
-
-
-async def follow_group(conn: Conn, group_id: str) -> None:
-    """The group's status, reason and running count follow its tasks."""
-    group = await group_rows.get_task_group(conn, group_id, for_update=True)
-    if group is None:
-        return
-    status, reason, running = derive_group(
-        [TaskRow(id=t.id, rank=t.rank, status=t.status, status_reason=t.status_reason)
-         for t in group.tasks], stopped=False, why_pending=None)
-    if status is not group.status and status not in TASK_GROUP_TRANSITIONS[group.status]:
-        log.warning("group status not followed", extra={
-            "task_group_id": group_id, "from": group.status.value, "to": status.value})
-        return
-    await rows.update_group_if(conn, group_id, group.status.value, status=status.value,
-                               status_reason=reason, current_replicas=running)
+    await rows.follow_group(conn, task.group_id)
 
 
 async def _require_gpus_free(conn: Conn, task: Task) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from psycopg.rows import DictRow
 
-from bridge.domain.status import TaskGroupStatus
+from bridge.domain.status import TASK_GROUP_TRANSITIONS, TaskGroupStatus, derive_group
+from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Conn
+
+log = logging.getLogger(__name__)
 
 _GROUP_SQL = (
     "SELECT g.id, g.name, g.status, g.status_reason, g.nomad_job_id, g.current_replicas,"
@@ -48,6 +52,20 @@ async def update_group_if(conn: Conn, group_id: str, expected: str, **values: An
         [*values.values(), group_id, expected],
     )
     return cur.rowcount == 1
+
+
+async def follow_group(conn: Conn, group_id: str) -> None:
+    """The group's status, reason and running count follow its tasks."""
+    group = await group_rows.get_task_group(conn, group_id, for_update=True)
+    if group is None:
+        return
+    status, reason, running = derive_group(group.tasks, stopped=False, why_pending=None)
+    if status is not group.status and status not in TASK_GROUP_TRANSITIONS[group.status]:
+        log.warning("group status not followed", extra={
+            "task_group_id": group_id, "from": group.status.value, "to": status.value})
+        return
+    await update_group_if(conn, group_id, group.status.value, status=status.value,
+                          status_reason=reason, current_replicas=running)
 
 
 async def record_registration(

@@ -28,7 +28,6 @@ from bridge.domain.engines import (
     ENGINES,
     LaunchInput,
     NotRunnableHere,
-    chain_for,
     local_launch,
 )
 from bridge.domain.models import Engine, GpuVendor, Node, Task, TaskGroup
@@ -37,7 +36,7 @@ from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import AgentRefused, AgentUnavailable, BridgeError
 from bridge.placement.local.fit import fit_gpus
 from bridge.placement.model_paths import check_model_path
-from bridge.services.task_ops import follow_group
+from bridge.placement.shared import HOLDING, engine_for_node, vram_per_gpu_mb
 from bridge.storage import nodes as node_rows
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
@@ -45,8 +44,6 @@ from bridge.storage.db import Database
 
 log = logging.getLogger(__name__)
 T = TaskStatus
-# Tasks holding their GPUs (a sleep that released GPU memory gives them back).
-HOLDING = frozenset({T.SCHEDULED, T.STARTING, T.RUNNING, T.WAKING, T.SLEEPING, T.STOPPING})
 
 
 class LocalPlacement:
@@ -196,12 +193,13 @@ class LocalPlacement:
         for node in nodes:
             vendor = group.gpu_type.value if group.gpu_type else None
             fit = fit_gpus(node.gpus, busy.setdefault(node.id, set()), task.gpu_required,
-                           _per_gpu(group, task.gpu_required), vendor)
+                           vram_per_gpu_mb(group, task.gpu_required), vendor)
             if not fit.ok:
                 reasons.append(f"{node.name}: {fit.reason}")
                 continue
             try:
-                engine = _engine_for(group, node, fit.vendor)
+                engine = engine_for_node(
+                    group, node.engines, GpuVendor(fit.vendor) if fit.vendor else None)
                 launch = local_launch(
                     engine, LaunchInput(
                         model_path=group.model_path, served_name=group.model_name,
@@ -290,31 +288,13 @@ class LocalPlacement:
             await rows.update_task_if(conn, task_id, task.status.value, status=T.PENDING.value,
                                       status_reason=reason, node_id=None, node_name=None,
                                       gpu_id=None, address=None)
-            await follow_group(conn, task.group_id)
+            await rows.follow_group(conn, task.group_id)
 
     async def _note(self, group: TaskGroup, task: Task, reason: str) -> None:
         async with self.db.transaction() as conn:
             await rows.update_task_if(conn, task.id, T.PENDING.value, status_reason=reason)
             await rows.update_group_if(conn, group.id, group.status.value,
                                        status_reason=reason)
-
-
-def _per_gpu(group: TaskGroup, gpus: int) -> int | None:
-    if not gpus or group.estimated_gpu_memory_mb is None:
-        return None
-    return -(-group.estimated_gpu_memory_mb // gpus)
-
-
-def _engine_for(group: TaskGroup, node: Node, vendor: str | None) -> Engine:
-    if group.engine is not None:
-        return group.engine
-    if vendor is None:
-        return Engine.LLAMACPP
-    installed = set(node.engines)
-    for engine in chain_for(GpuVendor(vendor)):
-        if engine.value in installed:
-            return engine
-    return chain_for(GpuVendor(vendor))[-1]
 
 
 def _port(node: Node, busy: dict[str, set[str]]) -> int:
