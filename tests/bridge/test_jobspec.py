@@ -15,7 +15,8 @@ import pytest
 from bridge.domain.models import Engine, GpuVendor, HealthCheck, PortMapping, QoS
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
-from bridge.nomad.jobspec import build_context, render
+from bridge.nomad.jobspec import render
+from bridge.placement.nomad.job import build_context
 from bridge.placement.nomad.placer import Placer
 from bridge.settings import BridgeSettings
 from tests.support.factories import make_task_group

@@ -35,8 +35,9 @@ from bridge.errors import (
     ValidationFailed,
 )
 from bridge.nomad.client import NomadClient
-from bridge.nomad.jobspec import Mount, Placement, build_context, job_id_for, render
+from bridge.nomad.jobspec import Mount, job_id_for, render
 from bridge.placement.model_paths import check_model_path
+from bridge.placement.nomad.job import Placement, build_context
 from bridge.placement.shared import default_vendor, vram_per_gpu_mb
 from bridge.settings import BridgeSettings
 from bridge.storage import placement as rows
