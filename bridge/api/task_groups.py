@@ -31,6 +31,7 @@ from bridge.api.schemas import (
     parse_ports,
 )
 from bridge.domain.models import HealthCheck, PortMapping
+from bridge.domain.queries import GroupFilter, TaskFilter
 from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
@@ -38,7 +39,6 @@ from bridge.placement.nomad.placer import Placer
 from bridge.placement.port import PlacementPort
 from bridge.services import operations, task_ops
 from bridge.services import task_groups as service
-from bridge.storage.task_groups import GroupFilter, TaskFilter
 
 bp = Blueprint("task_groups", url_prefix="/api/v1")
 

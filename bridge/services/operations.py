@@ -115,8 +115,7 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
                    for rank in range(current, replicas)]
             await group_rows.insert_tasks(conn, new)
         else:
-            await conn.execute("DELETE FROM tasks WHERE group_id = %s AND rank >= %s",
-                               (group.id, replicas))
+            await group_rows.delete_tasks_from_rank(conn, group.id, replicas)
         await audit.append(conn, actor=actor.principal, action="task_group.scale",
                            object_type="task_group", object_id=group.id,
                            request_id=actor.request_id,

@@ -15,7 +15,7 @@ from typing import Any
 from bridge.agents.client import AgentClient
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
-from bridge.domain.models import Engine, Task
+from bridge.domain.models import Engine, Role, Task
 from bridge.domain.status import IllegalTransition, TaskStatus, transition_task
 from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
 from bridge.services.context import Actor
@@ -160,21 +160,15 @@ async def _require_gpus_free(conn: Conn, task: Task) -> None:
     make sure no other task holds them now (Nomad keeps an allocation's devices anyway)."""
     if not (task.gpu_released and task.gpu_id and task.node_id and task.alloc_id is None):
         return
-    cur = await conn.execute(
-        "SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s AND gpu_id IS NOT NULL"
-        " AND status IN ('scheduled', 'starting', 'running', 'waking', 'stopping')"
-        " UNION ALL SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s"
-        " AND status = 'sleeping' AND NOT gpu_released AND gpu_id IS NOT NULL",
-        (task.node_id, task.id, task.node_id, task.id))
     mine = set(task.gpu_id.split(","))
-    for row in await cur.fetchall():
-        taken = mine & set(row["gpu_id"].split(","))
+    for holder, gpu_ids in await rows.gpu_holders(conn, task.node_id, besides=task.id):
+        taken = mine & set(gpu_ids.split(","))
         if taken:
             raise InvalidState(
                 f"GPU(s) {', '.join(sorted(taken))} of task {task.id} were given to task "
-                f"{row['id']} while it slept; stop one of them, or stop this task and retry "
+                f"{holder} while it slept; stop one of them, or stop this task and retry "
                 "it to place it on free GPUs",
-                details={"gpus": sorted(taken), "holder": row["id"]})
+                details={"gpus": sorted(taken), "holder": holder})
 
 
 async def _task_and_engine(conn: Conn, task_id: str) -> tuple[Task, Engine | None]:
@@ -211,12 +205,9 @@ def _agent_route(task: Task, engine: Engine | None, verb: str) -> tuple[str, str
 
 async def _require_own_node(conn: Conn, task: Task, actor: Actor) -> None:
     principal = actor.principal
-    if principal is None or principal.role.value == "admin":
+    if principal is None or principal.role is Role.ADMIN:
         return
-    cur = await conn.execute(
-        "SELECT 1 FROM nodes WHERE (id = %s OR nomad_node_id = %s) AND registered_by = %s",
-        (task.node_id, task.node_id, principal.name))
-    if await cur.fetchone() is None:
+    if not await node_rows.reported_by(conn, task.node_id, principal.name):
         raise Forbidden(f"task {task.id} does not run on a node this agent reports",
                         details={"node_id": task.node_id})
 

@@ -102,3 +102,15 @@ async def route_version(conn: Conn, group_id: str) -> str:
         " ORDER BY (status = 'active') DESC, priority, created_at LIMIT 1", (group_id,))
     row = await cur.fetchone()
     return str(row["version"]) if row else "v1"
+
+
+async def gpu_holders(conn: Conn, node_id: str, *, besides: str) -> list[tuple[str, str]]:
+    """(task id, its GPU ids) of the node's other tasks that hold GPUs now; a sleep that
+    released GPU memory holds none."""
+    cur = await conn.execute(
+        "SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s AND gpu_id IS NOT NULL"
+        " AND status IN ('scheduled', 'starting', 'running', 'waking', 'stopping')"
+        " UNION ALL SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s"
+        " AND status = 'sleeping' AND NOT gpu_released AND gpu_id IS NOT NULL",
+        (node_id, besides, node_id, besides))
+    return [(r["id"], r["gpu_id"]) for r in await cur.fetchall()]

@@ -1,9 +1,13 @@
 """Placement without Nomad (the one-machine default): the bridge fits tasks on the GPUs its
 nodes' agents reported, and each node's agent runs the engines as processes.
 
-    submit(group) -> place(): node + GPUs (first fit by free memory) -> task row scheduled
-                              -> agent POST /v1/tasks -> the agent reports starting, running
-    every few seconds: groups still waiting are tried again (a GPU freed, an agent came back)
+    submit(group) -> place(): load (group, online nodes, GPUs and ports taken)
+                              -> decide (first fit by free memory; pure, decide.py)
+                              -> apply (task row scheduled, agent POST /v1/tasks)
+                              -> the agent reports starting, running
+    every few seconds, sweep(): load (waiting groups, placed rows, what each agent runs)
+                              -> decide_agents -> apply (rows back to pending, stray
+                              engines stopped), and the waiting groups are tried again
 
 All GPUs of a task are on one node (tensor parallel); split replicas take one GPU each.
 """
@@ -16,42 +20,34 @@ import importlib.util
 import logging
 import random
 import shutil
+import socket
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.agents.client import AgentClient
 from bridge.background import cancel_all
 from bridge.crypto import SecretBox
-from bridge.domain.engines import (
-    ENGINES,
-    LaunchInput,
-    NotRunnableHere,
-    local_launch,
-)
-from bridge.domain.models import Engine, GpuVendor, Node, Task, TaskGroup
+from bridge.domain.models import Node, Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
-from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import AgentRefused, AgentUnavailable, BridgeError
-from bridge.placement.local.fit import fit_gpus
+from bridge.placement.local.apply import LocalApply
+from bridge.placement.local.decide import Host, Start, decide, decide_agents
 from bridge.placement.model_paths import check_model_path
-from bridge.placement.shared import HOLDING, engine_for_node, vram_per_gpu_mb
-from bridge.storage import nodes as node_rows
-from bridge.storage import placement as rows
-from bridge.storage import task_groups as group_rows
+from bridge.placement.shared import HOLDING
 from bridge.storage.db import Database
 
 log = logging.getLogger(__name__)
-T = TaskStatus
 
 
 class LocalPlacement:
     def __init__(self, db: Database, agents: AgentClient, box: SecretBox,
-                 model_roots: tuple[Path, ...], *, sweep_seconds: float = 5.0) -> None:
-        self.db, self.agents, self.box = db, agents, box
+                 model_roots: tuple[Path, ...], *, sweep_seconds: float = 5.0,
+                 host: Host | None = None) -> None:
+        self.apply = LocalApply(db, agents, box)
         self.model_roots = model_roots
         self.sweep_seconds = sweep_seconds
+        self.host = host or this_machine()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -69,10 +65,7 @@ class LocalPlacement:
         for task in group.tasks:
             if task.node_id and task.status in HOLDING:
                 try:
-                    url, secret = await self._agent(task.node_id)
-                    await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
-                except AgentRefused:
-                    pass  # not running there any more
+                    await self.apply.stop_engine(task.node_id, task.id)
                 except AgentUnavailable as exc:
                     # A node that is gone must not make its services undeletable; an agent
                     # that comes back stops engines no row knows (it reports them lost).
@@ -81,9 +74,7 @@ class LocalPlacement:
 
     async def stop_task(self, group: TaskGroup, task: Task) -> None:
         if task.node_id:
-            url, secret = await self._agent(task.node_id)
-            with contextlib.suppress(AgentRefused):  # not running there any more
-                await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task.id}")
+            await self.apply.stop_engine(task.node_id, task.id)
 
     async def retry_task(self, group: TaskGroup, task: Task) -> None:
         self.submit(group.id)
@@ -91,7 +82,7 @@ class LocalPlacement:
     async def scale(self, group: TaskGroup, replicas: int) -> None:
         self.submit(group.id)  # removed tasks were stopped one by one before
 
-    # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ loops
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(), name="local-placement"),
@@ -111,194 +102,50 @@ class LocalPlacement:
                                                              "error": repr(exc)})
 
     async def _sweep(self) -> None:
-        """Retry waiting groups; re-place tasks an agent no longer runs (it restarted)."""
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:
-                for group_id in await self._waiting_groups():
+                for group_id in await self.sweep():
                     self.submit(group_id)
             except Exception as exc:
                 log.warning("local sweep failed", extra={"error": repr(exc)})
 
-    async def _waiting_groups(self) -> list[str]:
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "SELECT DISTINCT t.group_id FROM tasks t JOIN task_groups g ON g.id = t.group_id"
-                " WHERE t.status = 'pending' AND g.nomad_job_id IS NULL"
-                " AND g.status IN ('pending', 'scheduling', 'running', 'sleeping')")
-            waiting = [r["group_id"] for r in await cur.fetchall()]
-            # A row placed a moment ago may not have reached its agent yet: not lost.
-            cur = await conn.execute(
-                "SELECT t.id, t.node_id, t.status,"
-                " t.updated_at < now() - interval '30 seconds' AND t.status <> 'stopping'"
-                " AS settled"
-                " FROM tasks t JOIN task_groups g ON g.id = t.group_id"
-                " WHERE g.nomad_job_id IS NULL AND t.status IN ('scheduled', 'starting',"
-                " 'running', 'sleeping', 'waking', 'stopping') AND t.node_id IS NOT NULL")
-            held = [(r["id"], r["node_id"], bool(r["settled"])) for r in await cur.fetchall()]
-            nodes = [n.id for n in await node_rows.list_nodes(conn) if n.status == "online"]
-        await self._reconcile_agents(nodes, held)
-        return waiting
-
-    async def _reconcile_agents(self, nodes: list[str],
-                                held: list[tuple[str, str, bool]]) -> None:
-        """Make each agent's engines and the task rows agree.
-
-        A row whose agent does not run it (the agent restarted, the node was replaced) goes
-        back to pending; an engine no row holds on that node (a start that raced a stop, a
-        delete while the agent was away) is stopped, so nothing runs that nobody knows.
-        """
-        rows_by_node: dict[str, dict[str, bool]] = {n: {} for n in nodes}
-        for task_id, node_id, settled in held:
-            rows_by_node.setdefault(node_id, {})[task_id] = settled
-        for node_id, rows_here in rows_by_node.items():
-            try:
-                url, secret = await self._agent(node_id)
-                status = await self.agents.call(url, secret, "GET", "/v1/status")
-            except (AgentUnavailable, AgentRefused):
-                continue  # unknown is not lost: wait for the agent
-            running = {t.get("task_id") for t in status.get("tasks", [])
-                       if t.get("state") not in ("completed", "failed")}
-            for task_id, settled in rows_here.items():
-                if task_id not in running and settled:
-                    await self._back_to_pending(task_id, "its node's agent no longer runs it; "
-                                                         "placing it again")
-            for task_id in running - set(rows_here):
-                log.warning("stopping an engine no task row holds",
-                            extra={"task_id": task_id, "node_id": node_id})
-                with contextlib.suppress(AgentRefused, AgentUnavailable):
-                    await self.agents.call(url, secret, "DELETE", f"/v1/tasks/{task_id}")
-
-    # ------------------------------------------------------------------ placing
+    # ------------------------------------------------------------------ load -> decide -> apply
 
     async def place(self, group_id: str) -> None:
-        async with self.db.transaction() as conn:
-            group = await group_rows.get_task_group(conn, group_id)
-            nodes = [n for n in await node_rows.list_nodes(conn) if n.status == "online"]
-            busy = await self._busy(conn)
+        loaded = await self.apply.load_group(group_id)
+        group = loaded.group
         if group is None or group.nomad_job_id:
             return
-        waiting = [t for t in group.tasks if t.status is T.PENDING]
-        for task in waiting:
-            reason = await self._place_task(group, task, nodes, busy)
-            if reason:
-                await self._note(group, task, reason)
+        for outcome in decide(group, loaded.nodes, loaded.busy, self.host):
+            if isinstance(outcome, Start):
+                await self.apply.start(group, outcome)
+            else:
+                await self.apply.wait(group, outcome)
 
-    async def _place_task(self, group: TaskGroup, task: Task, nodes: list[Node],
-                          busy: dict[str, set[str]]) -> str:
-        """Place one task; returns why it could not be placed ("" when it was)."""
-        if not nodes:
-            return "no node agent is online yet"
-        reasons: list[str] = []
-        for node in nodes:
-            vendor = group.gpu_type.value if group.gpu_type else None
-            fit = fit_gpus(node.gpus, busy.setdefault(node.id, set()), task.gpu_required,
-                           vram_per_gpu_mb(group, task.gpu_required), vendor)
-            if not fit.ok:
-                reasons.append(f"{node.name}: {fit.reason}")
-                continue
-            try:
-                engine = engine_for_node(
-                    group, node.engines, GpuVendor(fit.vendor) if fit.vendor else None)
-                launch = local_launch(
-                    engine, LaunchInput(
-                        model_path=group.model_path, served_name=group.model_name,
-                        port=_port(node, busy), gpus=max(1, task.gpu_required),
-                        sleep=group.idle_timeout_minutes > 0, cpu_only=task.gpu_required == 0),
-                    python=sys.executable, which=shutil.which, importable=_importable)
-            except NotRunnableHere as exc:
-                reasons.append(f"{node.name}: {exc}")
-                continue
-            port = int(launch.argv[launch.argv.index("--port") + 1])
-            host = urlsplit(node.agent_url or "http://127.0.0.1").hostname or "127.0.0.1"
-            await self._start(group, task, node, fit.gpu_ids, fit.vendor, engine, launch.argv,
-                              launch.env, launch.health_path, f"{host}:{port}", port)
-            busy[node.id].update(fit.gpu_ids)
-            busy[node.id].add(f"port:{port}")
-            return ""
-        return "; ".join(reasons)
-
-    async def _start(self, group: TaskGroup, task: Task, node: Node, gpu_ids: tuple[str, ...],
-                     vendor: str | None, engine: Engine, argv: tuple[str, ...],
-                     env: dict[str, str], health_path: str, address: str, port: int) -> None:
-        async with self.db.transaction() as conn:
-            if not await rows.update_task_if(
-                    conn, task.id, T.PENDING.value, status=T.SCHEDULED.value,
-                    status_reason=f"starting {engine.value} on {node.name}",
-                    node_id=node.id, node_name=node.name, gpu_id=",".join(gpu_ids) or None,
-                    address=address):
-                return  # someone else moved it
-            await rows.update_group_if(conn, group.id, TaskGroupStatus.PENDING.value,
-                                       status=TaskGroupStatus.SCHEDULING.value,
-                                       status_reason="starting on this machine")
-            if group.engine is None:
-                await conn.execute("UPDATE task_groups SET engine = %s WHERE id = %s",
-                                   (engine.value, group.id))
-            if group.health_check.path == "/health" and health_path != "/health":
-                # The default check means "the engine is ready"; this engine says so at
-                # another path, and the gateway must probe where it answers.
-                await conn.execute(
-                    "UPDATE inference_endpoints SET health_check = jsonb_set(health_check,"
-                    " '{path}', to_jsonb(%s::text)) WHERE task_group_id = %s",
-                    (health_path, group.id))
-        body: dict[str, Any] = {
-            "task_id": task.id, "argv": list(argv), "env": env, "port": port,
-            "gpu_vendor": vendor, "gpu_ids": list(gpu_ids),
-            "restart": {"attempts": 2, "delay_seconds": 5.0, "mode": "fail"},
-            "health_path": health_path, "engine": engine.value,
-            "sleep_api": ENGINES[engine].sleep_api, "idle_timeout_minutes":
-                group.idle_timeout_minutes,
-        }
-        try:
-            url, secret = await self._agent(node.id)
-            await self.agents.call(url, secret, "POST", "/v1/tasks", body)
-        except (AgentUnavailable, AgentRefused) as exc:
-            await self._back_to_pending(task.id, f"the agent on {node.name} did not start it: "
-                                                 f"{exc.message}")
-            return
-        log.info("task started locally", extra={"task_id": task.id, "node": node.name,
-                                               "gpus": list(gpu_ids), "engine": engine.value})
-
-    async def _busy(self, conn: Any) -> dict[str, set[str]]:
-        cur = await conn.execute(
-            "SELECT node_id, gpu_id, address, status, gpu_released FROM tasks"
-            " WHERE node_id IS NOT NULL AND status = ANY(%s)",
-            ([s.value for s in HOLDING],))
-        busy: dict[str, set[str]] = {}
-        for r in await cur.fetchall():
-            held = busy.setdefault(r["node_id"], set())
-            if r["address"]:
-                held.add("port:" + r["address"].rsplit(":", 1)[-1])
-            if r["gpu_id"] and not (r["status"] == T.SLEEPING.value and r["gpu_released"]):
-                held.update(r["gpu_id"].split(","))
-        return busy
-
-    async def _agent(self, node_id: str) -> tuple[str, str]:
-        async with self.db.transaction() as conn:
-            url, sealed = await node_rows.agent_endpoint(conn, node_id)
-        if not url or not sealed:
-            raise AgentUnavailable(f"node {node_id} has no reachable agent", details={})
-        return url, self.box.open(sealed)
-
-    async def _back_to_pending(self, task_id: str, reason: str) -> None:
-        async with self.db.transaction() as conn:
-            task = await group_rows.get_task(conn, task_id)
-            if task is None or task.status in (T.PENDING, T.COMPLETED, T.FAILED):
-                return
-            await rows.update_task_if(conn, task_id, task.status.value, status=T.PENDING.value,
-                                      status_reason=reason, node_id=None, node_name=None,
-                                      gpu_id=None, address=None)
-            await rows.follow_group(conn, task.group_id)
-
-    async def _note(self, group: TaskGroup, task: Task, reason: str) -> None:
-        async with self.db.transaction() as conn:
-            await rows.update_task_if(conn, task.id, T.PENDING.value, status_reason=reason)
-            await rows.update_group_if(conn, group.id, group.status.value,
-                                       status_reason=reason)
+    async def sweep(self) -> list[str]:
+        """Make agents and rows agree (re-place tasks an agent no longer runs, it restarted;
+        stop engines no row holds); returns the groups still waiting, to be tried again."""
+        loaded = await self.apply.load_sweep()
+        fixes = decide_agents(loaded.nodes, loaded.held, loaded.running)
+        for task_id in fixes.back_to_pending:
+            await self.apply.back_to_pending(task_id, "its node's agent no longer runs it; "
+                                                      "placing it again")
+        for node_id, task_id in fixes.strays:
+            log.warning("stopping an engine no task row holds",
+                        extra={"task_id": task_id, "node_id": node_id})
+            with contextlib.suppress(AgentRefused, AgentUnavailable):
+                await self.apply.stop_engine(node_id, task_id)
+        return loaded.waiting
 
 
-def _port(node: Node, busy: dict[str, set[str]]) -> int:
-    taken = busy.get(node.id, set())
+def this_machine() -> Host:
+    """The host's real answers: installed binaries, importable modules, free ports."""
+    return Host(python=sys.executable, which=shutil.which, importable=_importable,
+                free_port=_free_port)
+
+
+def _free_port(node: Node, taken: set[str]) -> int:
     for _ in range(200):
         port = random.randint(20000, 32000)  # noqa: S311 - not a secret
         if f"port:{port}" not in taken and _free_here(port, node):
@@ -311,8 +158,6 @@ def _free_here(port: int, node: Node) -> bool:
     host = urlsplit(node.agent_url or "").hostname
     if host not in ("127.0.0.1", "localhost"):
         return True  # the agent refuses a taken port; we then try another
-    import socket
-
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
