@@ -72,15 +72,26 @@ class LocalPlacement:
                     log.warning("agent unreachable while deleting", extra={
                         "task_id": task.id, "node_id": task.node_id, "error": exc.message})
 
-    async def stop_task(self, group: TaskGroup, task: Task) -> None:
+    def check_stop(self, group: TaskGroup, task: Task) -> None:
+        return None  # any one engine can end alone
+
+    async def stop_task(self, group: TaskGroup, task: Task) -> bool:
         if task.node_id:
             await self.apply.stop_engine(task.node_id, task.id)
+        return True  # the agent has ended it when it answered
 
     async def retry_task(self, group: TaskGroup, task: Task) -> None:
         self.submit(group.id)
 
+    def ends_removed_ranks(self, group: TaskGroup) -> bool:
+        return False
+
     async def scale(self, group: TaskGroup, replicas: int) -> None:
-        self.submit(group.id)  # removed tasks were stopped one by one before
+        return None  # rows decide: removed ranks are stopped one by one, new ones placed
+
+    def scaled(self, group: TaskGroup, replicas: int) -> None:
+        if replicas > len(group.tasks):
+            self.submit(group.id)
 
     # ------------------------------------------------------------------ loops
 
