@@ -59,8 +59,8 @@ def attach_demo(app: Any, settings: BridgeSettings, info: dict[str, Any]) -> Non
             # llama-cpp-python's server has no /health; /v1/models answers once it is loaded
             health_check=HealthCheck(path="/v1/models"))
         try:
-            created = await create_task_group(app.ctx.db, spec, Actor(principal=None),
-                                              app.ctx.placement)
+            created = await create_task_group(app.ctx.bridge.db, spec, Actor(principal=None),
+                                              app.ctx.bridge.placement)
         except NameTaken:
             return  # deployed by an earlier start; its key is in key_file
         if created.api_key_secret:
