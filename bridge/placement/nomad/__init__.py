@@ -1,4 +1,12 @@
-"""Keeps task rows true to what Nomad placed: load -> decide (pure) -> apply.
+"""Placement on a Nomad cluster.
+
+    placement.py  the port for the services (NomadPlacement)
+    placer.py     engine, vendor, VRAM and mount for a group; registers and purges its job
+    job.py        what the placer decided -> the jobspec context bridge.nomad renders
+    loop.py       the reconciler: resync, Nomad's event stream, registration workers
+    plan.py       decide(), pure;  apply.py  load the rows, apply a Plan
+
+The reconciler keeps task rows true to what Nomad placed: load -> decide (pure) -> apply.
 
     DB (desired)  ─┐
                    ├─ decide() ─> Plan{task changes, group changes, register, purge} ─> apply
