@@ -1,4 +1,5 @@
-"""Rows the reconciler and the placer read and write (guarded, short writes)."""
+"""Placement facts of task and group rows: guarded short writes, the group status that
+follows its tasks, and who holds which GPUs."""
 
 from __future__ import annotations
 
