@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bridge.cli.secret_file import write_secret_file
 from bridge.domain.models import Engine, HealthCheck, PortMapping
 from bridge.domain.specs import TaskGroupSpec
 from bridge.errors import NameTaken
@@ -50,8 +51,6 @@ def attach_demo(app: Any, settings: BridgeSettings, info: dict[str, Any]) -> Non
     model = demo_model(settings)
 
     async def deploy_demo(app: Any) -> None:
-        from bridge.cli.serve import write_secret_file
-
         spec = TaskGroupSpec(
             name=DEMO_NAME, image="ghcr.io/ggml-org/llama.cpp:server", model_path=str(model),
             engine=Engine.LLAMACPP, model_name=DEMO_NAME, gpu_required=0,
@@ -59,8 +58,8 @@ def attach_demo(app: Any, settings: BridgeSettings, info: dict[str, Any]) -> Non
             # llama-cpp-python's server has no /health; /v1/models answers once it is loaded
             health_check=HealthCheck(path="/v1/models"))
         try:
-            created = await create_task_group(app.ctx.db, spec, Actor(principal=None),
-                                              app.ctx.placement)
+            created = await create_task_group(app.ctx.bridge.db, spec, Actor(principal=None),
+                                              app.ctx.bridge.placement)
         except NameTaken:
             return  # deployed by an earlier start; its key is in key_file
         if created.api_key_secret:

@@ -16,15 +16,9 @@ from bridge.agents.client import AgentClient, SleepTarget
 from bridge.agents.shapes import RemoteEngine
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
-from bridge.domain.models import Engine, Task
-from bridge.domain.status import (
-    TASK_GROUP_TRANSITIONS,
-    IllegalTransition,
-    TaskStatus,
-    transition_task,
-)
+from bridge.domain.models import Engine, Role, Task
+from bridge.domain.status import IllegalTransition, TaskStatus, transition_task
 from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
-from bridge.reconciler.plan import TaskRow, derive_group
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
 from bridge.storage import audit
@@ -159,23 +153,7 @@ async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, act
                        object_id=task.id, request_id=actor.request_id,
                        details={"from": task.status.value, "to": target.value,
                                 "reason": reason})
-    await follow_group(conn, task.group_id)
-
-
-async def follow_group(conn: Conn, group_id: str) -> None:
-    """The group's status, reason and running count follow its tasks."""
-    group = await group_rows.get_task_group(conn, group_id, for_update=True)
-    if group is None:
-        return
-    status, reason, running = derive_group(
-        [TaskRow(id=t.id, rank=t.rank, status=t.status, status_reason=t.status_reason)
-         for t in group.tasks], stopped=False, why_pending=None)
-    if status is not group.status and status not in TASK_GROUP_TRANSITIONS[group.status]:
-        log.warning("group status not followed", extra={
-            "task_group_id": group_id, "from": group.status.value, "to": status.value})
-        return
-    await rows.update_group_if(conn, group_id, group.status.value, status=status.value,
-                               status_reason=reason, current_replicas=running)
+    await rows.follow_group(conn, task.group_id)
 
 
 async def _require_gpus_free(conn: Conn, task: Task) -> None:
@@ -183,21 +161,15 @@ async def _require_gpus_free(conn: Conn, task: Task) -> None:
     make sure no other task holds them now (Nomad keeps an allocation's devices anyway)."""
     if not (task.gpu_released and task.gpu_id and task.node_id and task.alloc_id is None):
         return
-    cur = await conn.execute(
-        "SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s AND gpu_id IS NOT NULL"
-        " AND status IN ('scheduled', 'starting', 'running', 'waking', 'stopping')"
-        " UNION ALL SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s"
-        " AND status = 'sleeping' AND NOT gpu_released AND gpu_id IS NOT NULL",
-        (task.node_id, task.id, task.node_id, task.id))
     mine = set(task.gpu_id.split(","))
-    for row in await cur.fetchall():
-        taken = mine & set(row["gpu_id"].split(","))
+    for holder, gpu_ids in await rows.gpu_holders(conn, task.node_id, besides=task.id):
+        taken = mine & set(gpu_ids.split(","))
         if taken:
             raise InvalidState(
                 f"GPU(s) {', '.join(sorted(taken))} of task {task.id} were given to task "
-                f"{row['id']} while it slept; stop one of them, or stop this task and retry "
+                f"{holder} while it slept; stop one of them, or stop this task and retry "
                 "it to place it on free GPUs",
-                details={"gpus": sorted(taken), "holder": row["id"]})
+                details={"gpus": sorted(taken), "holder": holder})
 
 
 async def _task_and_engine(conn: Conn, task_id: str) -> tuple[Task, Engine | None]:
@@ -232,12 +204,9 @@ def _sleep_target(task: Task, engine: Engine | None) -> SleepTarget:
 
 async def _require_own_node(conn: Conn, task: Task, actor: Actor) -> None:
     principal = actor.principal
-    if principal is None or principal.role.value == "admin":
+    if principal is None or principal.role is Role.ADMIN:
         return
-    cur = await conn.execute(
-        "SELECT 1 FROM nodes WHERE (id = %s OR nomad_node_id = %s) AND registered_by = %s",
-        (task.node_id, task.node_id, principal.name))
-    if await cur.fetchone() is None:
+    if not await node_rows.reported_by(conn, task.node_id, principal.name):
         raise Forbidden(f"task {task.id} does not run on a node this agent reports",
                         details={"node_id": task.node_id})
 

@@ -15,7 +15,7 @@ import pytest
 from bridge.domain.models import Engine, GpuVendor, HealthCheck, PortMapping, QoS
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
-from bridge.services.placement import Placer
+from bridge.placement.nomad.placer import Placer
 from bridge.settings import BridgeSettings
 from tests.support.factories import make_task_group
 from tests.support.jobspec_render import GID, rendered
@@ -132,7 +132,7 @@ async def test_hostile_values_stay_data() -> None:
 async def test_model_outside_roots_is_refused_before_rendering() -> None:
     group = make_task_group(id=GID, model_path="/var/run/docker.sock")
     placer = Placer(None, None, BridgeSettings(model_roots=(Path("/models"),)))  # type: ignore[arg-type]
-    from bridge.services.model_paths import check_model_path
+    from bridge.placement.model_paths import check_model_path
 
     with pytest.raises(ValidationFailed):
         check_model_path(group.model_path, placer.settings.model_roots)

@@ -64,7 +64,7 @@ async def env_factory(pg) -> AsyncIterator[Callable[..., Any]]:
                              runner=runner or AutoRunner(), heartbeat_seconds=1.0)
         await double.start()
         app, server, url, token = await start_bridge(pg, double.address, **settings)
-        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}/api/v1",
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=30)
         made.append((double, server, api))
         return Env(double, api, url, app)
@@ -198,7 +198,7 @@ class TestResilience:
         double = NomadDouble(fleet.mixed_fleet(), runner=AutoRunner(), port=port,
                              heartbeat_seconds=1.0)
         app, server, _, token = await start_bridge(pg, f"http://127.0.0.1:{port}", resync=2.0)
-        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}/api/v1",
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=30)
         env = Env(double, api, "", app)
         try:
@@ -218,7 +218,7 @@ class TestResilience:
         await double.start()
         app, server, url, token = await start_bridge(pg, double.address)
         headers = {"Authorization": f"Bearer {token}"}
-        base = f"http://127.0.0.1:{app.ctx.settings.port}/api/v1"
+        base = f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1"
         try:
             async with httpx.AsyncClient(base_url=base, headers=headers) as api:
                 env = Env(double, api, url, app)
@@ -236,7 +236,7 @@ class TestResilience:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("DELETE FROM task_groups WHERE id = %s", (lose["id"],))
             app, server, _, _ = await start_bridge(pg, double.address, db_url=url)
-            base = f"http://127.0.0.1:{app.ctx.settings.port}/api/v1"
+            base = f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1"
             async with httpx.AsyncClient(base_url=base, headers=headers) as api:
                 env = Env(double, api, url, app)
                 await env.eventually(lambda: _running(env, keep["id"]))
@@ -254,7 +254,7 @@ class TestResilience:
         env = await env_factory(resync=2.0)
         g = await env.create()
         done = await env.eventually(lambda: _running(env, g["id"]))
-        resyncs = env.app.ctx.reconciler.resyncs
+        resyncs = env.app.ctx.bridge.reconciler.resyncs
         async with httpx.AsyncClient() as raw:  # like `nomad job stop -purge`
             await raw.delete(f"{env.double.address}/v1/job/{done['nomad_job_id']}",
                              params={"purge": "true"})
@@ -268,19 +268,19 @@ class TestResilience:
 
         await env.eventually(replaced, timeout=20)
         # events are followed between resyncs, not answered by one resync per batch
-        assert env.app.ctx.reconciler.resyncs - resyncs <= 12
+        assert env.app.ctx.bridge.reconciler.resyncs - resyncs <= 12
 
     async def test_event_stream_gap_is_healed_by_resync(self, env_factory) -> None:
         env = await env_factory(runner=ManualRunner(), resync=2.0)
         g = await env.create()
         placed = await env.eventually(lambda: _placed(env, g["id"]))
-        resyncs = env.app.ctx.reconciler.resyncs
+        resyncs = env.app.ctx.bridge.reconciler.resyncs
         env.double.close_streams()
         alloc = env.double.allocations(placed["nomad_job_id"])[0]
         env.double.drop_events_until(10**9)
         env.double.set_alloc_status(alloc["ID"], "running", healthy=True)
         await env.eventually(lambda: _running(env, g["id"]))
-        assert env.app.ctx.reconciler.resyncs > resyncs
+        assert env.app.ctx.bridge.reconciler.resyncs > resyncs
 
 
 async def _running(env: Env, gid: str) -> dict[str, Any] | None:

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.domain.topology import Parallelism
-from bridge.nomad.jobspec import build_context, render
-from bridge.services.placement import Placer
+from bridge.nomad.jobspec import render
+from bridge.placement.nomad.job import build_context
+from bridge.placement.nomad.placer import Placer
 from bridge.settings import BridgeSettings
 from tests.support.factories import make_task_group
 

@@ -34,8 +34,10 @@ from bridge.errors import (
     ValidationFailed,
 )
 from bridge.nomad.client import NomadClient
-from bridge.nomad.jobspec import Mount, Placement, build_context, job_id_for, render
-from bridge.services.model_paths import check_model_path
+from bridge.nomad.jobspec import Mount, job_id_for, render
+from bridge.placement.model_paths import check_model_path
+from bridge.placement.nomad.job import Placement, build_context
+from bridge.placement.shared import default_vendor, vram_per_gpu_mb
 from bridge.settings import BridgeSettings
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
@@ -180,7 +182,7 @@ class Placer:
         requested = group.engine
         vendor: GpuVendor | None = None
         if not cpu_only:
-            vendor = group.gpu_type or _default_vendor(requested)
+            vendor = group.gpu_type or default_vendor(requested)
         if requested is None:
             if vendor is None:
                 requested = Engine.LLAMACPP
@@ -242,20 +244,14 @@ def vendor_devices(vendor: GpuVendor, gpus: int) -> tuple[tuple[str, ...], dict[
     return tuple(files), visible_devices_env(vendor.value, list(range(gpus)))
 
 
-def _default_vendor(engine: Engine | None) -> GpuVendor:
-    if engine is None or GpuVendor.NVIDIA in ENGINES[engine].vendors:
-        return GpuVendor.NVIDIA
-    return sorted(ENGINES[engine].vendors)[0]
-
-
 def _vram(group: TaskGroup, gpus: int) -> tuple[int | None, str]:
     if not gpus:
         return None, "CPU only: no GPU memory needed"
-    total = group.estimated_gpu_memory_mb
-    if total is None:
+    per_gpu = vram_per_gpu_mb(group, gpus)
+    if per_gpu is None:
         return None, ("no VRAM filter: the model files are not readable here and no "
                       "estimated_gpu_memory_mb was given")
-    per_gpu = math.ceil(total / gpus)
+    total = group.estimated_gpu_memory_mb
     split = f" split over {gpus} GPUs" if gpus > 1 else ""
     return per_gpu, f"{total} MiB from estimated_gpu_memory_mb{split} = {per_gpu} MiB per GPU"
 
