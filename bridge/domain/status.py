@@ -1,6 +1,6 @@
 """Status machines of TaskGroup and Task as explicit transition tables.
 
-TaskGroup (the seed's machine)::
+TaskGroup (the seed's machine, docs/product.md "Entities")::
 
     pending -> scheduling -> running <-> sleeping
                    |            |

@@ -1,4 +1,5 @@
-"""Task groups: the seed's eight creation steps in one transaction, reads, and delete."""
+"""Task groups: the seed's eight creation steps in one transaction (docs/product.md,
+"Lifecycle"), reads, and delete."""
 
 from __future__ import annotations
 
