@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import hcl2
 import pytest
 
 from agent_plugin.models import VENDORS
+from agent_plugin.nomad_device.config import KEYS, parse_config
 from tests.support.agent_helpers import GPU_FIXTURES, ToolBox
 from tests.support.nomad_plugin_client import PluginClient, PluginStartFailed
 from tests.support.vendor_tools import add_all_vendor_tools, make_host_root
@@ -265,3 +267,13 @@ def test_the_plugin_leaves_no_process_behind(tmp_path: Path) -> None:
         assert client.process.poll() is None
     assert client.process.returncode == 0  # exited by itself on Shutdown
     assert os.listdir(tmp_path) == []  # its socket is gone too
+
+
+def test_the_dev_agent_config_loads_the_plugin_with_known_keys() -> None:
+    config = hcl2.load((Path(__file__).resolve().parents[2] / "nomad.hcl").open())
+    blocks = {name.strip('"'): body for block in config["plugin"] for name, body in block.items()}
+    assert "heteroflow-gpu" in blocks and "nomad-device-nvidia" not in blocks
+    (settings,) = blocks["heteroflow-gpu"]["config"]
+    assert {k for k in settings if not k.startswith("__")} <= set(KEYS)
+    assert parse_config({k: v.strip('"') for k, v in settings.items()
+                         if not k.startswith("__")}).fingerprint_period_s == 60
