@@ -32,12 +32,17 @@ def fingerprint(pb: Protos, groups: tuple[Group, ...]) -> Any:
     return dev.FingerprintResponse(device_group=[
         dev.DeviceGroup(
             vendor=g.vendor, device_type=g.device_type, device_name=g.name,
-            devices=[dev.DetectedDevice(
-                ID=device_id(d), healthy=d.healthy, health_description=d.health_reason,
-                hw_locality=dev.DeviceLocality(pci_bus_id=d.pci_bus_id or ""))
-                for d in g.devices],
+            devices=[_detected(pb, d) for d in g.devices],
             attributes={key: _attribute(pb, value) for key, value in g.attributes})
         for g in groups])
+
+
+def _detected(pb: Protos, d: GpuDevice) -> Any:
+    found = pb.device.DetectedDevice(ID=device_id(d), healthy=d.healthy,
+                                     health_description=d.health_reason)
+    if d.pci_bus_id:  # Nomad reads an absent locality as "unknown", an empty one as ""
+        found.hw_locality.pci_bus_id = d.pci_bus_id
+    return found
 
 
 def _attribute(pb: Protos, value: Any) -> Any:

@@ -1,0 +1,104 @@
+"""Nodes whose devices come from the real heteroflow-gpu plugin (launched as Nomad's loader
+does, against recorded vendor outputs): Nomad's accounting then covers every vendor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.agent_helpers import ToolBox
+from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
+from tests.support.nomad_double.device_plugins import fingerprint_devices, with_plugin_devices
+from tests.support.nomad_double.fleet import Gpu, NodeSpec, build_node
+from tests.support.nomad_plugin_client import PluginClient
+from tests.support.vendor_tools import add_all_vendor_tools
+
+from .helpers import allocs, blocked_eval, gpu_job, register
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def plugin_groups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+    tools = tmp_path_factory.mktemp("tools")
+    add_all_vendor_tools(ToolBox(tools))
+    with PluginClient() as plugin:
+        plugin.set_config({"tool_path": str(tools), "nvml": False,
+                           "vendors": ["amd", "ascend"]})
+        yield fingerprint_devices(plugin)
+
+
+NPU_NODE = NodeSpec("npu-910b-01", "127.0.0.21", 192, 2600, 1_031_168,
+                    Gpu("ascend", "Ascend 910B1", 3, 65536, False), engines="vllm")
+
+
+def node(name: str) -> dict[str, Any]:
+    return next(n for n in mixed_fleet() if n["Name"] == name)
+
+
+@pytest.fixture
+async def client(plugin_groups: list[dict[str, Any]]) -> AsyncIterator[httpx.AsyncClient]:
+    amd = [g for g in plugin_groups if g["Vendor"] == "amd"]
+    ascend = [g for g in plugin_groups if g["Vendor"] == "ascend"]
+    nodes = [with_plugin_devices(node("gpu-mi300x-01"), amd),
+             with_plugin_devices(build_node(NPU_NODE), ascend)]
+    async with NomadDouble(nodes=nodes, runner=ManualRunner(), heartbeat_seconds=0.2) as double, \
+            httpx.AsyncClient(base_url=double.address, timeout=30) as http:
+        yield http
+
+
+async def device_ids(client: httpx.AsyncClient, job_id: str) -> list[str]:
+    taken = []
+    for stub in await allocs(client, job_id):
+        alloc = (await client.get(f"/v1/allocation/{stub['ID']}")).json()
+        for device in alloc["AllocatedResources"]["Tasks"]["engine"]["Devices"]:
+            taken += device["DeviceIDs"]
+    return taken
+
+
+def test_groups_have_nomads_node_device_shape(plugin_groups: list[dict[str, Any]]) -> None:
+    (amd,) = [g for g in plugin_groups if g["Vendor"] == "amd"]
+    assert (amd["Type"], amd["Name"]) == ("gpu", "AMD Instinct MI300X")
+    assert amd["Instances"][0] == {"ID": "0xA7BC2D1E4F5A6B7C", "Healthy": True,
+                                   "HealthDescription": "",
+                                   "Locality": {"PciBusID": "0000:0c:00.0"}}
+    assert amd["Attributes"]["memory"] == {"Float": None, "Int": 196592, "String": None,
+                                           "Bool": None, "Unit": "MiB"}
+
+
+async def test_two_amd_services_never_share_a_gpu(client: httpx.AsyncClient) -> None:
+    await register(client, gpu_job("amd-a", device="amd/gpu"))
+    await register(client, gpu_job("amd-b", device="amd/gpu"))
+    first, second = await device_ids(client, "amd-a"), await device_ids(client, "amd-b")
+    assert len(first) == len(second) == 1
+    assert set(first + second) == {"0xA7BC2D1E4F5A6B7C", "0xB8CD3E2F5A6B7C8D"}
+    await register(client, gpu_job("amd-c", device="amd/gpu"))
+    assert await allocs(client, "amd-c") == []  # both MI300X are taken
+    metric = (await blocked_eval(client, "amd-c"))["FailedTGAllocs"]["server"]
+    assert metric["NodesExhausted"] == 1
+
+
+async def test_an_unhealthy_gpu_is_not_given(client: httpx.AsyncClient) -> None:
+    await register(client, gpu_job("npu", device="ascend/gpu", gpus=2))
+    assert sorted(await device_ids(client, "npu")) == ["0000:01:00.0/0", "0000:C1:00.0/0"]
+    await register(client, gpu_job("npu-more", device="ascend/gpu"))
+    assert await allocs(client, "npu-more") == []  # the third chip reports Warning
+
+
+async def test_memory_constraint_on_the_plugins_attribute(client: httpx.AsyncClient) -> None:
+    big = {"LTarget": "${device.attr.memory}", "Operand": ">=", "RTarget": "100 GiB"}
+    await register(client, gpu_job("big", device_constraints=[big], device="amd/gpu"))
+    assert len(await device_ids(client, "big")) == 1  # 192 GiB MI300X
+    await register(client, gpu_job("big-npu", device_constraints=[big], device="ascend/gpu"))
+    assert await allocs(client, "big-npu") == []  # 64 GiB chips
+
+
+def test_the_plugin_replaces_only_its_vendors(plugin_groups: list[dict[str, Any]]) -> None:
+    a100 = node("gpu-a100-01")
+    updated = with_plugin_devices(a100, [g for g in plugin_groups if g["Vendor"] == "amd"])
+    vendors = [d["Vendor"] for d in updated["NodeResources"]["Devices"]]
+    assert vendors == ["nvidia", "amd"]
+    assert a100["NodeResources"]["Devices"][0]["Vendor"] == "nvidia"  # the input is intact
