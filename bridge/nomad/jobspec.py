@@ -6,8 +6,8 @@ Placement rules of the seed become Nomad rules:
 
 | seed step              | Nomad rule                                                    |
 |------------------------|---------------------------------------------------------------|
-| 1 GPU type filter      | ``device "nvidia/gpu"``, or a constraint on agent node meta    |
-| 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB`` / meta    |
+| 1 GPU type filter      | ``device "<vendor>/gpu"`` (the heteroflow-gpu device plugin)   |
+| 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB``           |
 | 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
 | 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
 | 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_plugin.nomad_device.reservation import VENDOR_DEVICES
 from bridge.domain.engines import Launch
 from bridge.domain.models import GpuVendor, QoS, TaskGroup
 from bridge.nomad.hcl import hcl_comment, hcl_heredoc_safe, hcl_list, hcl_string, hcl_target
@@ -33,9 +34,6 @@ LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 JOB_ID = r"^hf-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
 # Node metadata the agent publishes (a contract with agent_plugin and the Nomad double).
-META_VENDOR = "${meta.heteroflow.gpu.vendor}"
-META_COUNT = "${meta.heteroflow.gpu.count}"
-META_MEMORY = "${meta.heteroflow.gpu.memory_mb}"
 META_CC = "${meta.heteroflow.gpu.cc}"
 META_ENGINES = "${meta.heteroflow.engines}"
 META_MODELS = "${meta.heteroflow.models}"
@@ -107,7 +105,6 @@ class JobspecContext(_Frozen):
     files: tuple[File, ...]
     mounts: tuple[Mount, ...]
     vendor: GpuVendor | None
-    device_files: tuple[Annotated[str, Field(pattern=r"^/dev/[A-Za-z0-9_./-]+$")], ...]
     device: DeviceRequest | None
     vram_note: str
     cpu_mhz: Annotated[int, Field(ge=100)]
@@ -147,21 +144,15 @@ def build_context(
     constraints: list[Rule] = []
     vendor = placement.vendor
     device = None
-    if vendor is GpuVendor.NVIDIA:
-        device = DeviceRequest(name="nvidia/gpu", count=placement.gpus_per_task,
+    if vendor is not None:
+        # heteroflow-gpu reports every vendor's accelerators as "<vendor>/gpu" devices, so
+        # Nomad hands out distinct devices and its Reserve maps their files and variables.
+        device = DeviceRequest(name=f"{vendor.value}/gpu", count=placement.gpus_per_task,
                                min_memory_mib=placement.vram_per_gpu_mb)
-        if placement.min_compute_capability:
-            major, minor = placement.min_compute_capability
-            constraints.append(Rule(attribute=META_CC, operator="version",
-                                    value=f">= {major}.{minor}"))
-    elif vendor is not None:
-        # No device plugin: the agent's node metadata is the only inventory Nomad sees.
-        constraints.append(Rule(attribute=META_VENDOR, operator="=", value=vendor.value))
-        constraints.append(Rule(attribute=META_COUNT, operator=">=",
-                                value=str(placement.gpus_per_task)))
-        if placement.vram_per_gpu_mb:
-            constraints.append(Rule(attribute=META_MEMORY, operator=">=",
-                                    value=str(placement.vram_per_gpu_mb)))
+    if vendor is GpuVendor.NVIDIA and placement.min_compute_capability:
+        major, minor = placement.min_compute_capability
+        constraints.append(Rule(attribute=META_CC, operator="version",
+                                value=f">= {major}.{minor}"))
     model_key = PurePosixPath(group.model_path).name
     affinities = (
         Preference(attribute=META_MODELS, operator="set_contains", value=model_key, weight=50),
@@ -190,8 +181,8 @@ def build_context(
                     interval_s=hc.interval_seconds, timeout_s=hc.timeout_seconds,
                     failures=hc.unhealthy_threshold),
         image=group.image, entrypoint=placement.launch.entrypoint,
-        args=placement.launch.args, env=dict(placement.launch.env), files=files,
-        mounts=(placement.model_mount,), vendor=vendor, device_files=placement.device_files,
+        args=placement.launch.args, env=_without_reserved(placement.launch.env, vendor),
+        files=files, mounts=(placement.model_mount,), vendor=vendor,
         device=device, vram_note=placement.vram_note,
         cpu_mhz=2000 * max(1, gpus), memory_mb=max(4096, 8192 * max(1, gpus)),
         shm_size_bytes=(8 << 30) if gpus > 1 else None,
@@ -227,3 +218,12 @@ def _environment() -> jinja2.Environment:
     env.filters["target"] = hcl_target
     env.filters["comment"] = hcl_comment
     return env
+
+
+def _without_reserved(env: dict[str, str], vendor: GpuVendor | None) -> dict[str, str]:
+    """The launch's variables less the visible-devices ones: the device plugin's Reserve
+    sets those for the devices Nomad actually gave, and a jobspec value would override them
+    with the node's first devices."""
+    rules = VENDOR_DEVICES.get(vendor.value) if vendor is not None else None
+    reserved = {name for name, _ in rules.env} if rules is not None else set()
+    return {k: v for k, v in env.items() if k not in reserved}
