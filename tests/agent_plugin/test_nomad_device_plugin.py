@@ -183,6 +183,28 @@ class TestHealthChanges:
             assert all(ok for ok, _ in health().values())
 
 
+class TestStreamsOutliveAConfigChange:
+    def test_fingerprint_follows_a_new_config(self, host: tuple[Path, Path]) -> None:
+        # Nomad drops every device of a plugin whose Fingerprint stream ends
+        with PluginClient() as plugin:
+            plugin.set_config({"tool_path": str(host[0]), "nvml": False,
+                               "vendors": ["amd"]})
+            stream = plugin.fingerprint()
+            assert [g.vendor for g in next(stream).device_group] == ["amd"]
+            plugin.set_config({"tool_path": str(host[0]), "nvml": False,
+                               "vendors": ["metax", "kunlunxin"]})
+            assert [g.vendor for g in next(stream).device_group] == ["kunlunxin", "metax"]
+
+    def test_a_disabled_plugin_reports_nothing_but_stays(self, host: tuple[Path, Path]) -> None:
+        with PluginClient() as plugin:
+            plugin.set_config({"enabled": False, "tool_path": str(host[0])})
+            stream = plugin.fingerprint()
+            assert list(next(stream).device_group) == []
+            plugin.set_config({"tool_path": str(host[0]), "nvml": False,
+                               "vendors": ["biren"]})
+            assert [g.vendor for g in next(stream).device_group] == ["biren"]
+
+
 # Reserving each vendor's second device (index 1): per-device nodes for that device only,
 # the vendor's control nodes, and the variables (host ids for the container runtimes'
 # variables, 0.. for those read inside the task).

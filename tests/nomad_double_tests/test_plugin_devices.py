@@ -9,9 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
+from agent_plugin.models import VENDORS
 from tests.support.agent_helpers import ToolBox
 from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
-from tests.support.nomad_double.device_plugins import fingerprint_devices, with_plugin_devices
+from tests.support.nomad_double.device_plugins import (
+    fingerprint_devices,
+    validate,
+    with_plugin_devices,
+)
 from tests.support.nomad_double.fleet import Gpu, NodeSpec, build_node
 from tests.support.nomad_plugin_client import PluginClient
 from tests.support.vendor_tools import add_all_vendor_tools
@@ -26,8 +31,7 @@ def plugin_groups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dic
     tools = tmp_path_factory.mktemp("tools")
     add_all_vendor_tools(ToolBox(tools))
     with PluginClient() as plugin:
-        plugin.set_config({"tool_path": str(tools), "nvml": False,
-                           "vendors": ["amd", "ascend"]})
+        plugin.set_config({"tool_path": str(tools), "nvml": False})
         yield fingerprint_devices(plugin)
 
 
@@ -57,6 +61,12 @@ async def device_ids(client: httpx.AsyncClient, job_id: str) -> list[str]:
         for device in alloc["AllocatedResources"]["Tasks"]["engine"]["Devices"]:
             taken += device["DeviceIDs"]
     return taken
+
+
+def test_every_vendors_groups_pass_nomads_validation(
+        plugin_groups: list[dict[str, Any]]) -> None:
+    # fingerprint_devices raised already if not; this says which vendors were checked
+    assert {g["Vendor"] for g in plugin_groups} == set(VENDORS)
 
 
 def test_groups_have_nomads_node_device_shape(plugin_groups: list[dict[str, Any]]) -> None:
@@ -102,3 +112,17 @@ def test_the_plugin_replaces_only_its_vendors(plugin_groups: list[dict[str, Any]
     vendors = [d["Vendor"] for d in updated["NodeResources"]["Devices"]]
     assert vendors == ["nvidia", "amd"]
     assert a100["NodeResources"]["Devices"][0]["Vendor"] == "nvidia"  # the input is intact
+
+
+def test_nomads_validation_catches_what_it_would_refuse() -> None:
+    bad = [{"Vendor": "amd", "Type": "gpu", "Name": "", "Instances": [{"ID": ""}],
+            "Attributes": {"memory": {"Float": None, "Int": 1, "String": None, "Bool": None,
+                                      "Unit": "MiBs"},
+                           "driver": {"Float": None, "Int": None, "String": "6", "Bool": None,
+                                      "Unit": "MiB"}}}]
+    assert validate(bad) == [
+        "device group 0: device name must be specified",
+        "device group 0: device 0: device ID must be specified",
+        "device attribute 'memory' invalid: unrecognized unit 'MiBs'",
+        "device attribute 'driver' invalid: unit can not be specified on a boolean or "
+        "string attribute"]

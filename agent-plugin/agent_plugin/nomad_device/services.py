@@ -89,15 +89,23 @@ class DevicePluginService:
     # -- DevicePlugin
 
     def Fingerprint(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        fingerprinter = self._current()
-        if not fingerprinter.config.enabled:
-            yield self._pb.device.FingerprintResponse()
-            self._wait_until_gone(context)
-            return
+        # The stream must not end while the plugin runs: Nomad's device manager drops all
+        # of the plugin's devices when it does. A SetConfig in between switches it over to
+        # the new detection loop, which starts its versions from 0 again.
+        followed: Fingerprinter | None = None
         sent = 0
-        while self._wanted(context, fingerprinter):
+        while context.is_active() and not self._stopping.is_set():
+            fingerprinter = self._current()
+            if fingerprinter is not followed:
+                followed, sent = fingerprinter, 0
+            if not fingerprinter.config.enabled:
+                if sent == 0:
+                    sent = 1
+                    yield self._pb.device.FingerprintResponse()
+                self._stopping.wait(_POLL_S)
+                continue
             snapshot = fingerprinter.wait_newer(sent, _POLL_S)
-            if snapshot.version > sent:
+            if snapshot.version > sent and not fingerprinter.stopped:
                 sent = snapshot.version
                 yield messages.fingerprint(self._pb, snapshot.groups)
 
@@ -116,25 +124,23 @@ class DevicePluginService:
         return messages.reservation(self._pb, answer)
 
     def Stats(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        fingerprinter = self._current()
         interval = request.collection_interval.ToTimedelta().total_seconds() \
             if request.HasField("collection_interval") else 0.0
         interval = interval if interval > 0 else _DEFAULT_STATS_INTERVAL_S
         stream = next(self._streams)
-        fingerprinter.want_stats_every(stream, interval)
+        followed: Fingerprinter | None = None
         try:
-            snapshot = fingerprinter.wait_newer(0, interval)
-            while self._wanted(context, fingerprinter):
+            while context.is_active() and not self._stopping.is_set():
+                fingerprinter = self._current()
+                if fingerprinter is not followed:
+                    if followed is not None:
+                        followed.want_stats_every(stream, None)
+                    followed = fingerprinter
+                    fingerprinter.want_stats_every(stream, interval)
+                    fingerprinter.wait_newer(0, interval)  # the first readings
+                snapshot = fingerprinter.snapshot()
                 yield messages.stats(self._pb, snapshot.groups, snapshot.devices)
                 self._stopping.wait(interval)
-                snapshot = fingerprinter.snapshot()
         finally:
-            fingerprinter.want_stats_every(stream, None)
-
-    def _wanted(self, context: grpc.ServicerContext, fingerprinter: Fingerprinter) -> bool:
-        return context.is_active() and not self._stopping.is_set() \
-            and not fingerprinter.stopped
-
-    def _wait_until_gone(self, context: grpc.ServicerContext) -> None:
-        while context.is_active() and not self._stopping.wait(_POLL_S):
-            pass
+            if followed is not None:
+                followed.want_stats_every(stream, None)

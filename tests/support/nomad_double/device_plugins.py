@@ -4,7 +4,10 @@
 ``{"Float", "Int", "String", "Bool", "Unit"}`` JSON shape).
 
 A node of the double then offers exactly the devices the plugin fingerprinted, with their
-IDs and health, so placement on it is Nomad's accounting of the plugin's devices.
+IDs and health, so placement on it is Nomad's accounting of the plugin's devices. Groups
+are checked as the client's device manager checks them (plugins/device/device.go
+``DeviceGroup.Validate``, plugins/shared/structs/attribute.go ``Attribute.Validate``): a
+group Nomad would refuse is an error here too.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tests.support.nomad_double.constraints import UNITS
 from tests.support.nomad_plugin_client import PluginClient
 
 Json = dict[str, Any]
@@ -25,13 +29,45 @@ def device_groups(fingerprint: Any) -> list[Json]:
             for g in fingerprint.device_group]
 
 
+class InvalidDeviceGroups(ValueError):
+    """The plugin sent groups Nomad's device manager would reject."""
+
+
+def validate(groups: list[Json]) -> list[str]:
+    """Every problem Nomad's validation finds, as its messages say them."""
+    problems = []
+    for n, group in enumerate(groups):
+        for key in ("Vendor", "Type", "Name"):
+            if not group[key]:
+                problems.append(f"device group {n}: device {key.lower()} must be specified")
+        for i, instance in enumerate(group["Instances"]):
+            if not instance["ID"]:
+                problems.append(f"device group {n}: device {i}: device ID must be specified")
+        for name, attribute in group["Attributes"].items():
+            set_values = [k for k in ("Float", "Int", "String", "Bool")
+                          if attribute[k] is not None]
+            unit = attribute["Unit"]
+            if unit and unit not in UNITS:
+                problems.append(f"device attribute {name!r} invalid: unrecognized unit {unit!r}")
+            if unit and set(set_values) & {"String", "Bool"}:
+                problems.append(f"device attribute {name!r} invalid: unit can not be "
+                                "specified on a boolean or string attribute")
+            if len(set_values) != 1:
+                problems.append(f"device attribute {name!r} invalid: exactly one value")
+    return problems
+
+
 def fingerprint_devices(plugin: PluginClient) -> list[Json]:
     """The first fingerprint the plugin streams, as the client reports it on registering."""
     stream = plugin.fingerprint()
     try:
-        return device_groups(next(iter(stream)))
+        groups = device_groups(next(iter(stream)))
     finally:
         stream.cancel()  # type: ignore[attr-defined]
+    problems = validate(groups)
+    if problems:
+        raise InvalidDeviceGroups("; ".join(problems))
+    return groups
 
 
 def with_plugin_devices(node: Json, groups: list[Json]) -> Json:
