@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,20 @@ class TestHandshake:
         with pytest.raises(PluginStartFailed) as refused:
             PluginClient(protocol_versions="1")
         assert refused.value.returncode == 1 and "speaks 2" in refused.value.stderr
+
+
+    def test_logs_are_hclog_json_lines_for_the_host(self, tmp_path: Path) -> None:
+        client = PluginClient()
+        try:
+            client.set_config({"tool_path": str(tmp_path), "vendors": ["biren"]})
+        finally:
+            client.close()
+        lines = [json.loads(line) for line in client.stderr.splitlines()]
+        (configured,) = [e for e in lines if e["@message"] == "configured"]
+        assert configured["@level"] == "info" and configured["vendors"] == ["biren"]
+        # the only layout go-plugin's log parser accepts
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z",
+                            configured["@timestamp"])
 
 
 class TestBasePlugin:
@@ -254,6 +270,14 @@ class TestReserve:
         assert [d.task_path for d in answer.devices] == \
             ["/dev/kfd", "/dev/dri/card0", "/dev/dri/renderD128", "/dev/dri/card1",
              "/dev/dri/renderD129"]
+
+    def test_reserve_waits_for_the_first_detection(self, tmp_path: Path) -> None:
+        ToolBox(tmp_path).add("brsmi", replay="brsmi_106m.csv", sleep_s=1)
+        with PluginClient() as plugin:
+            plugin.set_config({"tool_path": str(tmp_path), "vendors": ["biren"],
+                               "host_root": str(make_host_root(tmp_path / "root"))})
+            answer = plugin.reserve(["GPU-7f0c9d2e-1b3a-4c5d-8e9f-0a1b2c3d4e5f"])
+        assert dict(answer.container_res.envs) == {"BR_VISIBLE_DEVICES": "0"}
 
     def test_an_unknown_device_is_refused(self, plugin: PluginClient) -> None:
         with pytest.raises(grpc.RpcError) as wrong:

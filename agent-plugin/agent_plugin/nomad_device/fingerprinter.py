@@ -75,6 +75,10 @@ class Fingerprinter:
                                    timeout=timeout_s)
             return self._snapshot
 
+    def first_detection_s(self) -> float:
+        """How long the first detection may take: every tool may run into its timeout."""
+        return self.config.tool_timeout_s * 4 + 1
+
     def want_stats_every(self, stream: int, interval_s: float | None) -> None:
         """A Stats stream's interval (None when it ends): readings are refreshed at least
         that often while it lasts."""

@@ -13,6 +13,7 @@ terminal reaches the plugin too, and it is the host that decides when it stops.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import signal
@@ -55,22 +56,26 @@ def check_environment(env: dict[str, str]) -> None:
                                f"plugin speaks {APP_PROTOCOL_VERSION}\n")
 
 
-class StdioStream:
-    """A file object for sys.stdout after the handshake: stdout then belongs to gRPC."""
+class StdioStream(io.TextIOBase):
+    """sys.stdout after the handshake, when stdout belongs to go-plugin: what is printed
+    reaches the host through GRPCStdio instead of corrupting the handshake channel."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.chunks: queue.Queue[bytes | None] = queue.Queue()
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, text: str) -> int:
         if text:
             self.chunks.put(text.encode())
         return len(text)
 
-    def flush(self) -> None:
-        pass
-
     def close(self) -> None:
-        self.chunks.put(None)
+        if not self.closed:
+            self.chunks.put(None)
+        super().close()
 
 
 class _Controller:

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import threading
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -27,8 +27,9 @@ class HclogFormatter(logging.Formatter):
             "@level": {"WARNING": "warn", "CRITICAL": "error"}.get(
                 record.levelname, record.levelname.lower()),
             "@message": record.getMessage(), "@module": record.name,
-            "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z"}
+            # go-plugin parses exactly this layout (Go's 2006-01-02T15:04:05.000000Z07:00)
+            "@timestamp": datetime.fromtimestamp(record.created, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ")}
         extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         event.update(extra)
         if record.exc_info:

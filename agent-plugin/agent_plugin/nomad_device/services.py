@@ -111,7 +111,8 @@ class DevicePluginService:
 
     def Reserve(self, request: Any, context: grpc.ServicerContext) -> Any:
         fingerprinter = self._current()
-        snapshot = fingerprinter.snapshot()
+        # Right after a (re)start Nomad may ask before the first detection has finished
+        snapshot = fingerprinter.wait_newer(0, fingerprinter.first_detection_s())
         ids = list(request.device_ids)
         unknown = [i for i in ids if i not in snapshot.devices]
         if unknown:
