@@ -279,6 +279,20 @@ class TestReserve:
             answer = plugin.reserve(["GPU-7f0c9d2e-1b3a-4c5d-8e9f-0a1b2c3d4e5f"])
         assert dict(answer.container_res.envs) == {"BR_VISIBLE_DEVICES": "0"}
 
+    def test_nvidias_node_is_the_drivers_minor_number(self, tmp_path: Path) -> None:
+        ToolBox(tmp_path).add("nvidia-smi", replay="nvidia_smi_a100x2.csv")
+        root = make_host_root(tmp_path / "root")
+        gpus = root / "proc" / "driver" / "nvidia" / "gpus"
+        (gpus / "0000:0f:00.0").mkdir(parents=True)  # the second A100, "00000000:0F:00.0"
+        (gpus / "0000:0f:00.0" / "information").write_text(
+            "Model: \t NVIDIA A100-SXM4-40GB\nBus Location: \t 0000:0f:00.0\n"
+            "Device Minor: \t 0\n")
+        with PluginClient() as plugin:
+            plugin.set_config({"tool_path": str(tmp_path), "vendors": ["nvidia"],
+                               "nvml": False, "host_root": str(root)})
+            answer = plugin.reserve(["GPU-2b3c4d5d-bbbb-cccc-dddd-234567890abc"])
+        assert [d.task_path for d in answer.container_res.devices][-1] == "/dev/nvidia0"
+
     def test_an_unknown_device_is_refused(self, plugin: PluginClient) -> None:
         with pytest.raises(grpc.RpcError) as wrong:
             plugin.reserve(["GPU-not-here"])

@@ -106,8 +106,9 @@ def reserve(devices: Sequence[GpuDevice], host_root: Path = Path("/")) -> Reserv
         files.extend(_present(dev, pattern, host_root))
     for device in ordered:
         if rules.per_device is not None:
-            files.append(_required(dev / rules.per_device.format(index=device.index),
-                                   device, host_root))
+            number = _nvidia_minor(device, host_root) if vendor == "nvidia" else None
+            node = rules.per_device.format(index=device.index if number is None else number)
+            files.append(_required(dev / node, device, host_root))
         if rules.dri:
             files.extend(_dri_nodes(dev, device, host_root))
     mounts = tuple((str(host_root / m.lstrip("/")), m) for m in rules.mounts
@@ -148,6 +149,23 @@ def _required(path: Path, device: GpuDevice, host_root: Path) -> DeviceFile:
     if not path.exists():
         raise ReservationError(f"{device.vendor} device {device.uuid}: {path} does not exist")
     return DeviceFile(host_path=str(path), task_path=_task_path(path, host_root))
+
+
+def _nvidia_minor(device: GpuDevice, host_root: Path) -> int | None:
+    """The driver's minor number (/dev/nvidia<minor>), from its per-GPU information file;
+    None where the file is not there, and the NVML index, which usually equals it, serves."""
+    if not device.pci_bus_id:
+        return None
+    info = host_root / "proc/driver/nvidia/gpus" / pci_bus_id(device.pci_bus_id) / "information"
+    try:
+        lines = info.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "Device Minor" and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 def _dri_nodes(dev: Path, device: GpuDevice, host_root: Path) -> list[DeviceFile]:
