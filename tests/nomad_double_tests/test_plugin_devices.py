@@ -3,16 +3,19 @@ does, against recorded vendor outputs): Nomad's accounting then covers every ven
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from agent_plugin.models import VENDORS
-from tests.support.agent_helpers import ToolBox
+from tests.support.agent_helpers import GPU_FIXTURES, ToolBox
 from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
 from tests.support.nomad_double.device_plugins import (
+    device_groups,
     fingerprint_devices,
     validate,
     with_plugin_devices,
@@ -126,3 +129,43 @@ def test_nomads_validation_catches_what_it_would_refuse() -> None:
         "device attribute 'memory' invalid: unrecognized unit 'MiBs'",
         "device attribute 'driver' invalid: unit can not be specified on a boolean or "
         "string attribute"]
+
+
+async def test_a_chip_turning_healthy_needs_a_new_evaluation(tmp_path: Path) -> None:
+    """The whole loop: the plugin's next fingerprint updates the node as the Nomad client
+    does. Nomad caches the device check per computed node class, and instance health is
+    not part of the class (structs/node_class.go), so the blocked evaluation is not retried
+    by the update; a new evaluation of the job places onto the recovered chip."""
+    recorded = (GPU_FIXTURES / "npu_smi_910b.txt").read_text()  # NPU 4 reports Warning
+    current = tmp_path / "info.txt"
+    current.write_text(recorded)
+    ToolBox(tmp_path).add("npu-smi", body=(
+        f'case "$*" in\n  info) cat {current} ;;\n'
+        f'  "info -m") cat {GPU_FIXTURES}/npu_smi_910b_m.txt ;;\nesac'))
+    with PluginClient() as plugin:
+        plugin.set_config({"tool_path": str(tmp_path), "vendors": ["ascend"],
+                           "fingerprint_period": "100ms"})
+        stream = plugin.fingerprint()
+        npu = with_plugin_devices(build_node(NPU_NODE), device_groups(next(stream)))
+        async with NomadDouble(nodes=[npu], runner=ManualRunner(),
+                               heartbeat_seconds=0.2) as double, \
+                httpx.AsyncClient(base_url=double.address, timeout=30) as http:
+            await register(http, gpu_job("all-three", device="ascend/gpu", gpus=3))
+            assert await allocs(http, "all-three") == []
+            metric = (await blocked_eval(http, "all-three"))["FailedTGAllocs"]["server"]
+            assert metric["ConstraintFiltered"] == {"missing devices": 1}
+
+            fixed = tmp_path / "info.new"
+            fixed.write_text(recorded.replace("Warning", "OK     "))
+            fixed.replace(current)
+            groups = device_groups(await asyncio.to_thread(next, stream))
+            assert all(i["Healthy"] for g in groups for i in g["Instances"])
+            before = double.store.nodes[npu["ID"]]["ComputedClass"]
+            updated = double.cluster.set_node_devices(npu["ID"], groups)
+            assert updated["ComputedClass"] == before
+            assert await allocs(http, "all-three") == []  # still blocked, as in Nomad
+
+            answer = await http.post("/v1/job/all-three/evaluate", json={"JobID": "all-three"})
+            assert answer.status_code == 200, answer.text
+            assert sorted(await device_ids(http, "all-three")) == \
+                ["0000:01:00.0/0", "0000:81:00.0/0", "0000:C1:00.0/0"]
