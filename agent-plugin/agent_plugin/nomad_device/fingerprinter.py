@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from agent_plugin.detectors import DETECTORS, DetectContext, GpuDetector, ToolRunner, detect_all
@@ -28,6 +29,7 @@ class Snapshot:
     version: int  # 0 until the first detection has finished
     groups: tuple[Group, ...]
     devices: dict[str, GpuDevice]  # by Nomad device ID
+    taken_at: float = 0.0  # when the tools were read (epoch seconds)
 
 
 class _NoNvml:
@@ -108,6 +110,7 @@ class Fingerprinter:
         registry: dict[str, GpuDetector] = dict(DETECTORS)
         if not cfg.nvml:
             registry["nvidia"] = NvidiaDetector(nvml=_NoNvml())  # type: ignore[arg-type]
+        taken_at = time.time()
         try:
             report = loop.run_until_complete(detect_all(ctx, cfg.detector_names(), registry))
         except Exception:  # detect_all turns detector failures into reasons; this is a bug
@@ -124,5 +127,6 @@ class Fingerprinter:
                 if report.skipped:
                     log.info("vendors without devices", extra={"skipped": report.skipped})
             devices = {d.uuid: d for d in self._inventory.devices()}
-            self._snapshot = Snapshot(version=version, groups=groups, devices=devices)
+            self._snapshot = Snapshot(version=version, groups=groups, devices=devices,
+                                      taken_at=taken_at)
             self._changed.notify_all()

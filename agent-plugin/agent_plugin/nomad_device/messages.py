@@ -3,14 +3,13 @@ reservations. The message classes come from the generated modules (see ``protos`
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from agent_plugin.models import GpuDevice
 from agent_plugin.nomad_device.config import KEYS
-from agent_plugin.nomad_device.inventory import Group, device_id
+from agent_plugin.nomad_device.inventory import Attribute, Group, device_id
 from agent_plugin.nomad_device.protos import Protos
 from agent_plugin.nomad_device.reservation import Reservation
 
@@ -45,27 +44,25 @@ def _detected(pb: Protos, d: GpuDevice) -> Any:
     return found
 
 
-def _attribute(pb: Protos, value: Any) -> Any:
+def _attribute(pb: Protos, value: Attribute) -> Any:
     if value.int_val is not None:
         return pb.attribute.Attribute(int_val=value.int_val, unit=value.unit)
     return pb.attribute.Attribute(string_val=value.string_val or "", unit=value.unit)
 
 
-def stats(pb: Protos, groups: tuple[Group, ...], current: dict[str, GpuDevice]) -> Any:
+def stats(pb: Protos, groups: tuple[Group, ...], taken_at: float) -> Any:
     """One StatsResponse: per device, memory used of total as the summary (what Nomad's
-    NVIDIA plugin shows), and each reading the tool gave."""
-    now = time.time()
+    NVIDIA plugin shows), and each reading the tool gave, stamped with when it was read."""
     dev = pb.device
     out = []
     for group in groups:
         instances = {}
-        for known in group.devices:
-            d = current.get(device_id(known), known)
+        for d in group.devices:
             instances[device_id(d)] = dev.DeviceStats(
                 summary=_fraction(pb, d.memory_used_mb, d.memory_total_mb, "MiB",
                                   "memory used of total"),
                 stats=pb.stats.StatObject(attributes=_readings(pb, d)),
-                timestamp=_timestamp(now))
+                timestamp=_timestamp(taken_at))
         out.append(dev.DeviceGroupStats(vendor=group.vendor, type=group.device_type,
                                         name=group.name, instance_stats=instances))
     return dev.StatsResponse(groups=out)

@@ -140,7 +140,7 @@ class DevicePluginService:
                     fingerprinter.want_stats_every(stream, interval)
                     fingerprinter.wait_newer(0, interval)  # the first readings
                 snapshot = fingerprinter.snapshot()
-                yield messages.stats(self._pb, snapshot.groups, snapshot.devices)
+                yield messages.stats(self._pb, snapshot.groups, snapshot.taken_at)
                 self._stopping.wait(interval)
         finally:
             if followed is not None:
