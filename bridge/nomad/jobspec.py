@@ -88,7 +88,6 @@ class JobspecContext(_Frozen):
     files: tuple[File, ...]
     mounts: tuple[Mount, ...]
     vendor: GpuVendor | None
-    device_files: tuple[Annotated[str, Field(pattern=r"^/dev/[A-Za-z0-9_./-]+$")], ...]
     device: DeviceRequest | None
     vram_note: str
     cpu_mhz: Annotated[int, Field(ge=100)]

@@ -4,8 +4,8 @@ Placement rules of the seed become Nomad rules:
 
 | seed step              | Nomad rule                                                    |
 |------------------------|---------------------------------------------------------------|
-| 1 GPU type filter      | ``device "nvidia/gpu"``, or a constraint on agent node meta    |
-| 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB`` / meta    |
+| 1 GPU type filter      | ``device "<vendor>/gpu"`` (the heteroflow-gpu device plugin)   |
+| 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB``           |
 | 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
 | 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
 | 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
@@ -33,9 +33,6 @@ from bridge.nomad.jobspec import (
 
 PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
 # Node metadata the agent publishes (a contract with agent_plugin and the Nomad double).
-META_VENDOR = "${meta.heteroflow.gpu.vendor}"
-META_COUNT = "${meta.heteroflow.gpu.count}"
-META_MEMORY = "${meta.heteroflow.gpu.memory_mb}"
 META_CC = "${meta.heteroflow.gpu.cc}"
 META_ENGINES = "${meta.heteroflow.engines}"
 META_MODELS = "${meta.heteroflow.models}"
@@ -53,7 +50,6 @@ class Placement:
     engine: str
     model_in_container: str
     model_mount: Mount
-    device_files: tuple[str, ...] = ()
     min_compute_capability: tuple[int, int] | None = None
 
 
@@ -64,21 +60,16 @@ def build_context(
     constraints: list[Rule] = []
     vendor = placement.vendor
     device = None
-    if vendor is GpuVendor.NVIDIA:
-        device = DeviceRequest(name="nvidia/gpu", count=placement.gpus_per_task,
+    if vendor is not None:
+        # heteroflow-gpu reports every vendor's accelerators as "<vendor>/gpu" devices, so
+        # Nomad hands out distinct devices and the plugin's Reserve sets their files and
+        # visible-devices variables (docs/device-plugin.md); the job sets neither.
+        device = DeviceRequest(name=f"{vendor.value}/gpu", count=placement.gpus_per_task,
                                min_memory_mib=placement.vram_per_gpu_mb)
-        if placement.min_compute_capability:
-            major, minor = placement.min_compute_capability
-            constraints.append(Rule(attribute=META_CC, operator="version",
-                                    value=f">= {major}.{minor}"))
-    elif vendor is not None:
-        # No device plugin: the agent's node metadata is the only inventory Nomad sees.
-        constraints.append(Rule(attribute=META_VENDOR, operator="=", value=vendor.value))
-        constraints.append(Rule(attribute=META_COUNT, operator=">=",
-                                value=str(placement.gpus_per_task)))
-        if placement.vram_per_gpu_mb:
-            constraints.append(Rule(attribute=META_MEMORY, operator=">=",
-                                    value=str(placement.vram_per_gpu_mb)))
+    if vendor is GpuVendor.NVIDIA and placement.min_compute_capability:
+        major, minor = placement.min_compute_capability
+        constraints.append(Rule(attribute=META_CC, operator="version",
+                                value=f">= {major}.{minor}"))
     model_key = PurePosixPath(group.model_path).name
     affinities = (
         Preference(attribute=META_MODELS, operator="set_contains", value=model_key, weight=50),
@@ -108,7 +99,7 @@ def build_context(
                     failures=hc.unhealthy_threshold),
         image=group.image, entrypoint=placement.launch.entrypoint,
         args=placement.launch.args, env=dict(placement.launch.env), files=files,
-        mounts=(placement.model_mount,), vendor=vendor, device_files=placement.device_files,
+        mounts=(placement.model_mount,), vendor=vendor,
         device=device, vram_note=placement.vram_note,
         cpu_mhz=2000 * max(1, gpus), memory_mb=max(4096, 8192 * max(1, gpus)),
         shm_size_bytes=(8 << 30) if gpus > 1 else None,

@@ -1,9 +1,9 @@
 """The Placer: turns a stored TaskGroup into a Nomad job, registers it, purges it.
 
 Decisions made here, before Nomad places (each with its reason):
-vendor (the requested GPU type, else NVIDIA when the engine runs there, since only NVIDIA
-has a Nomad device plugin), engine (the requested one, else the vendor's chain, skipping
-engines no candidate node can run), VRAM per GPU, and the model mount.
+vendor (the requested GPU type, else NVIDIA when the engine runs there), engine (the
+requested one, else the vendor's chain, skipping engines no candidate node can run), VRAM
+per GPU, and the model mount.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -42,7 +42,6 @@ from bridge.settings import BridgeSettings
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Database
-from heteroflow_contracts.vendors import device_files, visible_devices_env
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "/model"
@@ -197,19 +196,14 @@ class Placer:
         gpus = group.gpu_required
         per_gpu, note = _vram(group, gpus)
         model_in, mount = _mount(group.model_path)
-        device_files: tuple[str, ...] = ()
-        if vendor is not None and vendor is not GpuVendor.NVIDIA:
-            device_files, visible = vendor_devices(vendor, max(1, gpus))
         launch = build_launch(requested, LaunchInput(
             model_path=model_in, served_name=group.model_name, port=group.ports[0].container,
             gpus=max(1, gpus), sleep=group.idle_timeout_minutes > 0 and spec.sleep_api is not None,
             cpu_only=cpu_only), group.command)
-        if device_files:
-            launch = replace(launch, env={**visible, **launch.env})
         placement = Placement(
             launch=launch, vendor=vendor, gpus_per_task=max(1, gpus), vram_per_gpu_mb=per_gpu,
             vram_note=note, engine=requested.value, model_in_container=model_in,
-            model_mount=mount, device_files=device_files,
+            model_mount=mount,
             min_compute_capability=spec.min_compute_capability if vendor is GpuVendor.NVIDIA
             else None,
         )
@@ -223,25 +217,6 @@ class Placer:
         log.warning("placement refused", extra={"task_group_id": group_id, "reason": reason})
         async with self.db.transaction() as conn:
             await rows.set_group_reason(conn, group_id, reason, status=TaskGroupStatus.FAILED)
-
-
-def vendor_devices(vendor: GpuVendor, gpus: int) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Device files and visible-devices variables for a vendor without a Nomad device plugin.
-
-    Nomad cannot hand out individual devices of these vendors, so a task gets the node's
-    first ``gpus`` devices (index 0..gpus-1): per-device nodes such as ``/dev/davinci[0-9]*``
-    are expanded to those indices, shared ones (``/dev/kfd``, ``/dev/dri``) passed as they
-    are. Two such tasks on one node would share devices; the agent's node metadata and the
-    GPU-count constraint keep a task off nodes that are too small, not off busy ones.
-    """
-    files: list[str] = []
-    for pattern in device_files(vendor.value):
-        if "*" not in pattern:
-            files.append(pattern)
-            continue
-        stem = pattern.replace("[0-9]*", "").rstrip("*")
-        files.extend(f"{stem}{i}" for i in range(gpus))
-    return tuple(files), visible_devices_env(vendor.value, list(range(gpus)))
 
 
 def _vram(group: TaskGroup, gpus: int) -> tuple[int | None, str]:
