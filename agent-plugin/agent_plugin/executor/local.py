@@ -75,7 +75,8 @@ class LocalProcessBackend:
         try:
             process = await asyncio.create_subprocess_exec(
                 *_trampoline(spec.argv, env, spec.cwd), env=dict(env), cwd=spec.cwd,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             os.close(log)  # the child has its own copy
