@@ -16,7 +16,7 @@ from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, usag
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
 from bridge.crypto import SecretBox, load_or_create_key
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, StorageUnavailable
 from bridge.nomad.client import NomadClient
 from bridge.reconciler.loop import Reconciler
 from bridge.reconciler.port import NomadPlacement
@@ -126,6 +126,18 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
 
     @app.get("/healthz", name="healthz")
     async def healthz(_: Request) -> HTTPResponse:
-        return json({"status": "ok", "version": app.ctx.version})
+        """Liveness: the process answers (200 even when the database is down, so a
+        supervisor does not restart it for an outage), and says how its database is."""
+        database = "ok" if await app.ctx.db.ping() else "down"
+        return json({"status": "ok", "version": app.ctx.version, "database": database})
+
+    @app.get("/readyz", name="readyz")
+    async def readyz(_: Request) -> HTTPResponse:
+        """Readiness: 503 while the database does not answer, so a balancer sends the
+        traffic elsewhere."""
+        if await app.ctx.db.ping():
+            return json({"status": "ready", "database": "ok"})
+        return json(StorageUnavailable("the database does not answer; not ready",
+                                       details={"database": "down"}).to_body(), status=503)
 
     return app

@@ -22,7 +22,7 @@ from bridge.domain.status import (
     TaskStatus,
     transition_task,
 )
-from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
+from bridge.errors import AgentRefused, AgentUnavailable, Forbidden, InvalidState, NotFound
 from bridge.reconciler.plan import TaskRow, derive_group
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
@@ -57,7 +57,7 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
         if task.status not in SLEEPABLE:
             raise _wrong_state(task, "sleep", SLEEPABLE)
         url, secret = await _agent_of(conn, box, task)
-    answer = await agents.call(url, secret, *_agent_route(task, engine, "sleep"))
+    answer = await _ask_agent(agents, url, secret, task, engine, "sleep")
     mode = answer.get("mode")
     released = bool(answer.get("gpu_memory_released"))
     reason = answer.get("message") or (
@@ -86,7 +86,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
         url, secret = await _agent_of(conn, box, task)
         await move_task(conn, task, T.WAKING, "waking up", actor, "task.wake")
     try:
-        answer = await agents.call(url, secret, *_agent_route(task, engine, "wake"))
+        answer = await _ask_agent(agents, url, secret, task, engine, "wake")
     except Exception:
         async with db.transaction() as conn:
             current = await group_rows.get_task(conn, task_id)
@@ -100,6 +100,20 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
             await move_task(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
                         "task.awake", sleep_mode=None, gpu_released=False)
     return await get_task(db, task_id)
+
+
+async def _ask_agent(agents: AgentClient, url: str, secret: str, task: Task, engine: Any,
+                     action: str) -> dict[str, Any]:
+    """The agent's answer to a sleep or wake. An agent that says the task is not in a state
+    for it (404: it no longer runs it, 409: not running) answers for the task, not for a
+    broken agent: a 409 for the caller, not a 502."""
+    try:
+        return await agents.call(url, secret, *_agent_route(task, engine, action))
+    except AgentRefused as exc:
+        if exc.details.get("agent_status") in (404, 409):
+            raise InvalidState(f"task {task.id} cannot {action} now: {exc.message}",
+                               details={"id": task.id, **exc.details}) from None
+        raise
 
 
 async def report_task_state(db: Database, task_id: str, report: StateReport,
