@@ -81,3 +81,13 @@ async def revoke_token(conn: Conn, token_id: str) -> bool:
         (token_id,),
     )
     return cur.rowcount == 1
+
+
+async def is_last_admin_token(conn: Conn, token_id: str) -> bool:
+    """Whether ``token_id`` is the one live token of an enabled admin left. The admins'
+    live tokens are locked, so two revocations at once cannot each leave only the other."""
+    cur = await conn.execute(
+        "SELECT t.id FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE u.role = 'admin' AND NOT u.disabled AND t.revoked_at IS NULL"
+        " FOR UPDATE OF t")
+    return [r["id"] for r in await cur.fetchall()] == [token_id]
