@@ -246,7 +246,9 @@ class LocalPlacement:
         body: dict[str, Any] = {
             "task_id": task.id, "argv": list(argv), "env": env, "port": port,
             "gpu_vendor": vendor, "gpu_ids": list(gpu_ids),
-            "restart": {"attempts": 2, "delay_seconds": 5.0, "mode": "fail"},
+            # a service keeps trying, backing off once the attempts are spent (Nomad
+            # reschedules without end too), rather than failing until someone retries
+            "restart": {"attempts": 2, "delay_seconds": 5.0, "mode": "delay"},
             "health_path": health_path, "engine": engine.value,
             "sleep_api": ENGINES[engine].sleep_api, "idle_timeout_minutes":
                 group.idle_timeout_minutes,

@@ -177,8 +177,13 @@ class Executor:
                                            f"within {policy.interval_s:g} s)")
                     return
                 task.restarts += 1
+                policy = task.spec.restart
+                backing_off = (f" ({policy.attempts} restarts within {policy.interval_s:g} s "
+                               "spent: backing off, then trying again)"
+                               if delay > policy.delay_s else "")
                 await self._set(task, TaskState.RESTARTING, exit_code=exit_code, log_tail=tail,
-                                reason=f"{why}; restart {task.restarts} in {delay:g} s")
+                                reason=f"{why}; restart {task.restarts} in {delay:g} s"
+                                       f"{backing_off}")
                 try:
                     await asyncio.wait_for(task.stop_requested.wait(), delay)
                 except TimeoutError:
