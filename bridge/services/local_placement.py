@@ -243,6 +243,9 @@ class LocalPlacement:
                     "UPDATE inference_endpoints SET health_check = jsonb_set(health_check,"
                     " '{path}', to_jsonb(%s::text)) WHERE task_group_id = %s",
                     (health_path, group.id))
+        key_env = _KEY_ENV.get(engine)
+        if key_env:  # only the agent (which starts it) and the gateway know the key
+            env = {**env, key_env: self.box.engine_key(task.id)}
         body: dict[str, Any] = {
             "task_id": task.id, "argv": list(argv), "env": env, "port": port,
             "gpu_vendor": vendor, "gpu_ids": list(gpu_ids),
@@ -299,6 +302,12 @@ class LocalPlacement:
             await rows.update_task_if(conn, task.id, T.PENDING.value, status_reason=reason)
             await rows.update_group_if(conn, group.id, group.status.value,
                                        status_reason=reason)
+
+
+# Where each engine takes its API key: the environment, never argv, which every local user
+# can read in /proc. Keyed engines refuse callers without it, so nothing on this machine
+# reaches them around the gateway's keys and usage. (SGLang takes it on argv only.)
+_KEY_ENV = {Engine.LLAMACPP: "API_KEY", Engine.VLLM: "VLLM_API_KEY"}
 
 
 def _per_gpu(group: TaskGroup, gpus: int) -> int | None:

@@ -1,6 +1,7 @@
 """A crashed `heteroflow up` (kill -9 while the demo engine runs) leaves nothing behind that
 blocks the next one: its engine dies with it, the port is free, and the restarted server
-runs the demo engine once, not twice, and stops everything when it is stopped."""
+runs the demo engine once, not twice, and stops everything when it is stopped. On the way:
+the engine refuses callers without its per-task key, which the gateway holds."""
 
 from __future__ import annotations
 
@@ -108,6 +109,14 @@ def test_kill_9_then_restart_on_the_same_port(server: Server) -> None:
     # the engine holds its own port only, never the API's
     held = {c.laddr.port for c in first.net_connections("tcp") if c.status == "LISTEN"}
     assert server.port not in held, held
+    # the engine refuses callers without its key; the gateway holds it
+    [engine_port] = held
+    assert httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", timeout=10).status_code == 401
+    key = (server.home / "demo-api-key").read_text().strip()
+    _wait("the gateway answers through the keyed engine", lambda: httpx.post(
+        server.base + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+        json={"model": "demo", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=60).status_code == 200, 180)
 
     assert server.proc is not None
     server.proc.send_signal(signal.SIGKILL)
