@@ -68,8 +68,6 @@ def allowed_methods(path: str) -> list[str]:
     """The methods served on ``path``, from the operations declared (Sanic's own list is
     empty for paths with parameters)."""
     found = {method for pattern, method in _patterns() if pattern.match(path)}
-    if "GET" in found:
-        found.add("HEAD")
     return sorted(found | {"OPTIONS"}) if found else []
 
 

@@ -6,7 +6,8 @@ the connection they are handed and never commit on their own.
 Every database error leaves ``transaction()`` translated: a unique or foreign key refusal
 as the two exceptions below (services turn them into their own words), any other refusal
 of the data (a NUL character, a NOT NULL or CHECK constraint, a number out of range) as a
-422, an unreachable server as a 503, and the rest as an internal error. PostgreSQL's
+422, an unreachable server as a 503, a lost race (deadlock, serialization) as a 409, and
+the rest as an internal error. PostgreSQL's
 messages quote the row ("Failing row contains ...", "Key (name)=(...)"), so what is kept
 and logged is the SQLSTATE and the names of the constraint, table and column, never the
 message itself.
@@ -25,7 +26,7 @@ import psycopg.errors
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bridge.errors import BridgeError, StorageUnavailable, ValidationFailed
+from bridge.errors import BridgeError, Conflict, StorageUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[DictRow]
@@ -115,6 +116,9 @@ def translate(exc: psycopg.Error) -> BridgeError:
         column = f" in {where['column']}" if "column" in where else ""
         return ValidationFailed(f"the database refused a value{column}: "
                                 f"{_data_words(exc)}", details=where)
+    if (exc.sqlstate or "").startswith("40"):  # serialization failure, deadlock
+        return Conflict("a concurrent change got in the way; retry",
+                        details={"sqlstate": exc.sqlstate})
     log.error("database error", extra={"error_type": type(exc).__name__, **where,
                                        "stack": "".join(traceback.format_tb(exc.__traceback__))})
     return BridgeError("internal database error; the server log has its SQLSTATE",
