@@ -70,6 +70,7 @@ class EmbeddedPostgres:
         self._data: Path | None = None  # the real folder (pgdata, or where it links to)
         self._bin: Path | None = None
         self._runas: RunAs | None = None
+        self._socket: Path | None = None
 
     def start(self) -> str:
         """Start the server if needed, make sure our database exists, return its URL."""
@@ -81,7 +82,7 @@ class EmbeddedPostgres:
             self._initdb(password)
         with contextlib.suppress(FileNotFoundError):
             (data / ".handle_pids.json").unlink()  # the wheel's reference counts: not ours
-        socket_dir = _socket_dir(data, runas)
+        self._socket = socket_dir = _socket_dir(data, runas)
         running = self._running()
         if running is not None and running != socket_dir:
             self._pg_ctl("-w", "-t", "60", "-m", "fast", "stop")  # started elsewhere, by others
@@ -124,6 +125,8 @@ class EmbeddedPostgres:
         shutil.rmtree(data, ignore_errors=True)
         if data.parent != self.pgdata.parent:
             shutil.rmtree(data.parent, ignore_errors=True)
+        if self._socket is not None and self._socket != data:  # the short one in the temp dir
+            shutil.rmtree(self._socket, ignore_errors=True)
 
     # ------------------------------------------------------------------ helpers
 

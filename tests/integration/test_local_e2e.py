@@ -119,10 +119,14 @@ def up(tmp_path: Path) -> Iterator[Up]:
         server.proc.wait()
     for p in engines_of(home):
         p.kill()
+    # under root the data may live elsewhere, HETEROFLOW_HOME/pgdata linking to it
+    places = {str(home), str((home / "pgdata").resolve())}
     for p in psutil.process_iter(["name", "cmdline"]):
-        if "postgres" in (p.info["name"] or "") and str(home) in " ".join(
-                p.info["cmdline"] or []):
+        if "postgres" in (p.info["name"] or "") and any(
+                x in " ".join(p.info["cmdline"] or []) for x in places):
             p.kill()
+    if (home / "pgdata").is_symlink():
+        __import__("shutil").rmtree((home / "pgdata").resolve().parent, ignore_errors=True)
 
 
 def test_local_service_lifecycle_through_the_sdk(up: Up) -> None:
