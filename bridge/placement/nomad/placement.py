@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
+from bridge.domain.versions import VersionSpec
 from bridge.errors import InvalidState
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.nomad.loop import Reconciler
@@ -60,3 +61,13 @@ class NomadPlacement:
     def scaled(self, group: TaskGroup, replicas: int) -> None:
         if group.nomad_job_id is None and replicas > len(group.tasks):
             self.submit(group.id)  # a registered job placed them through its count
+
+    def check_update(self, group: TaskGroup, spec: VersionSpec) -> None:
+        raise InvalidState(
+            "updating a service in place is not built for Nomad placement yet (issue 11: the "
+            "job's update block and deployments); on this placement create the new version "
+            "as another service with its own route.version and move the route weights",
+            details={"placement": "nomad"})
+
+    def update(self, group_id: str) -> None:
+        return None  # check_update refused it already
