@@ -194,6 +194,8 @@ class TaskGroup:
         """"2 of 4 replicas on version 3" while (and after) a rollout; None before any."""
         if self.rollout is None:
             return None
+        if self.rollout.get("progress"):
+            return str(self.rollout["progress"])  # Nomad's deployment counts, as followed
         on = sum(1 for t in self.tasks if t.version == self.version
                  and t.status is TaskStatus.RUNNING)
         return f"{on} of {self.rollout.get('replicas', len(self.tasks))} replicas on " \

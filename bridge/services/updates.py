@@ -96,17 +96,19 @@ async def _roll_to(db: Database, placement: PlacementPort | None, group: TaskGro
         rollout = Rollout(strategy=req.strategy, max_parallel=req.max_parallel,
                           replicas=len(locked.tasks), from_version=locked.version,
                           to_version=number, healthy_deadline_s=req.healthy_deadline_s)
+        # Nomad's deployment for this version is the one of the next registration.
+        followed = {**rollout.as_json(), "registered_after": locked.job_modify_index}
         if live:
             how = ("every replica stopped, then started" if req.strategy is Strategy.RECREATE
                    else f"{req.max_parallel} replica(s) at a time")
             await version_rows.set_rollout(conn, group.id, R.ROLLING,
-                                           {**rollout.as_json(), "done": False},
+                                           {**followed, "done": False},
                                            f"rolling to version {number}: {how}")
         else:
             # Nothing runs: the next start (or pending placement) uses the new version.
             await version_rows.set_rollout(
                 conn, group.id, R.COMPLETED,
-                {**rollout.as_json(), "done": True,
+                {**followed, "done": True,
                  "reason": f"nothing ran; version {number} is used when it starts"})
         await audit.append(conn, actor=actor.principal, action="task_group.update",
                            object_type="task_group", object_id=group.id,

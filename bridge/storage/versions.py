@@ -80,10 +80,11 @@ async def set_rollout(conn: Conn, group_id: str, state: RollingUpdateState,
                        (state.value, Jsonb(rollout) if rollout else None, reason, group_id))
 
 
-async def rolling_groups(conn: Conn) -> list[str]:
-    """Groups placed here (not on Nomad) with a rollout in progress."""
+async def rolling_groups(conn: Conn, *, on_nomad: bool = False) -> list[str]:
+    """Groups with a rollout in progress, placed here or (``on_nomad``) on Nomad."""
     cur = await conn.execute(
-        "SELECT id FROM task_groups WHERE nomad_job_id IS NULL"
+        "SELECT id FROM task_groups WHERE nomad_job_id IS "
+        + ("NOT NULL" if on_nomad else "NULL") +
         " AND rolling_update_state IN ('rolling', 'rollback')"
         " AND NOT coalesce((rollout->>'done')::boolean, false) ORDER BY id")
     return [r["id"] for r in await cur.fetchall()]
@@ -103,7 +104,9 @@ async def delete_task(conn: Conn, task_id: str) -> None:
 async def renumber_ranks(conn: Conn, group_id: str) -> None:
     """Ranks 0..n-1 again after a rollout (surge replicas took ranks above the count), so a
     later scale down removes the highest ranks as before."""
-    await conn.execute("UPDATE tasks SET rank = -1 - rank WHERE group_id = %s", (group_id,))
+    # Out of the way first: (group_id, rank) is unique at every statement.
+    await conn.execute("UPDATE tasks SET rank = rank + 1000000 WHERE group_id = %s",
+                       (group_id,))
     await conn.execute(
-        "UPDATE tasks t SET rank = o.n FROM (SELECT id, row_number() OVER (ORDER BY -1 - rank)"
+        "UPDATE tasks t SET rank = o.n FROM (SELECT id, row_number() OVER (ORDER BY rank)"
         " - 1 AS n FROM tasks WHERE group_id = %s) o WHERE t.id = o.id", (group_id,))

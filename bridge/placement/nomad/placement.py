@@ -63,11 +63,8 @@ class NomadPlacement:
             self.submit(group.id)  # a registered job placed them through its count
 
     def check_update(self, group: TaskGroup, spec: VersionSpec) -> None:
-        raise InvalidState(
-            "updating a service in place is not built for Nomad placement yet (issue 11: the "
-            "job's update block and deployments); on this placement create the new version "
-            "as another service with its own route.version and move the route weights",
-            details={"placement": "nomad"})
+        check_model_path(spec.model_path, self.placer.settings.model_roots)
 
     def update(self, group_id: str) -> None:
-        return None  # check_update refused it already
+        # The job's update block does the rolling; registering the new version starts it.
+        self.reconciler.request_registration(group_id)

@@ -206,6 +206,9 @@ class Placer:
             cpu_only=cpu_only), group.command)
         if device_files:
             launch = replace(launch, env={**visible, **launch.env})
+        # The version's own engine arguments and environment (domain/versions.py) last.
+        launch = replace(launch, args=(*launch.args, *group.engine_args),
+                         env={**launch.env, **group.env})
         placement = Placement(
             launch=launch, vendor=vendor, gpus_per_task=max(1, gpus), vram_per_gpu_mb=per_gpu,
             vram_note=note, engine=requested.value, model_in_container=model_in,
