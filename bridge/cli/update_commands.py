@@ -77,18 +77,19 @@ def service_versions(api: ApiClient, args: argparse.Namespace) -> None:
 def rollout_line(g: dict[str, Any]) -> str:
     """ "rolling: 2 of 4 replicas on version 3 (why)" for status and update."""
     progress = g.get("update_progress") or f"version {g.get('version', 1)}"
-    return f"{g['rolling_update_state']}: {progress}"
+    why = (g.get("rollout") or {}).get("reason")
+    return f"{g['rolling_update_state']}: {progress}" + (f" ({why})" if why else "")
 
 
 def _report(api: ApiClient, args: argparse.Namespace, out: dict[str, Any]) -> None:
     if args.json and not args.wait:
         return print_json(out)
-    print(f"{out['name']}: {rollout_line(out)} ({out['status_reason']})")
+    print(f"{out['name']}: {rollout_line(out)}")
     last = ""
     while args.wait and not (out.get("rollout") or {}).get("done", True):
         time.sleep(2)
         out = api.call("GET", f"/task-groups/{args.id}")
-        line = f"{rollout_line(out)} ({out['status_reason']})"
+        line = rollout_line(out)
         if line != last:
             print(line)
             last = line

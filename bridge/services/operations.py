@@ -159,9 +159,10 @@ async def start_group(db: Database, placement: PlacementPort | None, group_id: s
                                    status=TaskGroupStatus.PENDING.value,
                                    status_reason="starting again")
         for task in stopped:
+            # No allocation either: the stopped one is done, the next one is new.
             await move_task(conn, task, T.PENDING, "placing it again (start)", actor,
                             "task.start", node_id=None, node_name=None, gpu_id=None,
-                            address=None)
+                            address=None, alloc_id=None)
         await audit.append(conn, actor=actor.principal, action="task_group.start",
                            object_type="task_group", object_id=group.id,
                            request_id=actor.request_id,

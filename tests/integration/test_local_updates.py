@@ -114,7 +114,7 @@ def test_rolling_update_drops_no_request_and_a_bad_version_rolls_back(up: Up) ->
         g = wait_for(lambda: _rollout_done(up, gid), 300, "the bad version to roll back")
         assert g["rolling_update_state"] == "rollback", g
         assert g["version"] == 2 and [t["version"] for t in g["tasks"]] == [2, 2]
-        assert "version 3 failed" in g["status_reason"], g["status_reason"]
+        assert "version 3 failed" in g["rollout"]["reason"], g["rollout"]
         time.sleep(2)
     print(f"requests during the updates: {dict(traffic.codes)} "
           f"({during_good} during the good one)")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
 from bridge.domain.versions import VersionSpec
-from bridge.errors import InvalidState
+from bridge.errors import InvalidState, NomadConflict
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.nomad.loop import Reconciler
 from bridge.placement.nomad.placer import Placer
+
+log = logging.getLogger(__name__)
 
 
 class NomadPlacement:
@@ -55,8 +59,24 @@ class NomadPlacement:
         if group.nomad_job_id is None:
             return  # not registered yet: it registers with the new count
         # Nomad answers 409 while a deployment rolls out: the rows stay as they are.
-        await self.placer.cluster.scale(group.nomad_job_id, "engine", replicas,
-                                        f"HeteroFlow: scale {group.name} to {replicas}")
+        try:
+            await self.placer.cluster.scale(group.nomad_job_id, "engine", replicas,
+                                            f"HeteroFlow: scale {group.name} to {replicas}")
+        except NomadConflict:
+            if replicas >= len(group.tasks) or not await self._stuck(group.nomad_job_id):
+                raise
+            # A scale-up beyond capacity would otherwise block every later scale until its
+            # progress deadline; scaling down is how an operator gets out of it.
+            log.info("scale down replaces a deployment that cannot progress",
+                     extra={"task_group_id": group.id, "replicas": replicas})
+            await self.placer.replace_count(group.id, replicas)
+
+    async def _stuck(self, job_id: str) -> bool:
+        """The job's active deployment has replicas Nomad could not place."""
+        latest = next(iter(await self.placer.cluster.job_deployments(job_id)), None)
+        return latest is not None and latest["Status"] == "running" and any(
+            int(g.get("PlacedAllocs") or 0) < int(g.get("DesiredTotal") or 0)
+            for g in (latest.get("TaskGroups") or {}).values())
 
     def scaled(self, group: TaskGroup, replicas: int) -> None:
         if group.nomad_job_id is None and replicas > len(group.tasks):

@@ -100,7 +100,7 @@ class Placer:
         self.settings = settings
         self.inventory = NodeInventory(nomad)
 
-    async def render(self, group_id: str) -> Rendered:
+    async def render(self, group_id: str, count: int | None = None) -> Rendered:
         async with self.db.transaction() as conn:
             group = await group_rows.get_task_group(conn, group_id)
             if group is None:
@@ -111,7 +111,7 @@ class Placer:
         context = build_context(
             group, placement, version=version, namespace=self.settings.nomad_namespace,
             region=self.settings.nomad_region, datacenters=self.settings.datacenters,
-            count=len(group.tasks),
+            count=len(group.tasks) if count is None else count,
         )
         return Rendered(group, render(context), engine, placement.vram_note)
 
@@ -135,8 +135,14 @@ class Placer:
             return
         group = rendered.group
         modify_index = group.job_modify_index
-        if modify_index is not None and await self.cluster.job(job_id_for(group)) is None:
+        current = await self.cluster.job(job_id_for(group)) if modify_index is not None else None
+        if modify_index is not None and current is None:
             modify_index = None  # the job vanished from Nomad: register it as new
+        elif current is not None and (current.get("Meta") or {}).get(
+                "hf_task_group_id") == group.id:
+            # Ours, moved on since we recorded it (stopped by us, scaled through Nomad's API):
+            # this registration is meant to replace what is there now.
+            modify_index = int(current.get("JobModifyIndex") or modify_index or 0)
         try:
             job = await self.cluster.parse(rendered.hcl)
             # Counts set through the scale API survive a re-registration.
@@ -160,6 +166,20 @@ class Placer:
                                            modify_index=index, engine=rendered.engine.value)
         log.info("job registered", extra={"task_group_id": group_id, "job": job_id_for(group),
                                           "engine": rendered.engine.value})
+
+    async def replace_count(self, group_id: str, count: int) -> None:
+        """Register the job again with ``count`` replicas: a new version, which cancels a
+        deployment that cannot progress ("Cancelled due to newer version of job")."""
+        rendered = await self.render(group_id, count=count)
+        job = await self.cluster.parse(rendered.hcl)
+        current = await self.cluster.job(job_id_for(rendered.group))
+        result = await self.cluster.register(
+            job, modify_index=int((current or {}).get("JobModifyIndex") or 0),
+            preserve_counts=False)
+        async with self.db.transaction() as conn:
+            await rows.record_registration(conn, group_id, job_id=job_id_for(rendered.group),
+                                           modify_index=int(result.get("JobModifyIndex") or 0),
+                                           engine=rendered.engine.value)
 
     async def purge(self, job_id: str) -> None:
         await self.cluster.deregister(job_id, purge=True)
