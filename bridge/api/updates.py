@@ -69,3 +69,12 @@ async def start_group(request: Request, id: str) -> HTTPResponse:
     group = await operations.start_group(db(request), runtime(request).placement, id,
                                          actor(request))
     return respond(TaskGroupOut, group)
+
+
+@operation(bp, "POST", "/task-groups/{id}/rollout/fail", summary="Abandon the rollout in "
+           "progress: the service goes back to the version it came from (on Nomad the "
+           "deployment is failed and auto_revert reverts it)", access="write",
+           response=TaskGroupOut)
+async def fail_rollout(request: Request, id: str) -> HTTPResponse:
+    group = await updates.abandon(db(request), runtime(request).placement, id, actor(request))
+    return respond(TaskGroupOut, group)

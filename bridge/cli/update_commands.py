@@ -18,7 +18,8 @@ def add_update_commands(svc_sub: Any) -> None:
     p.add_argument("-command", "--command")
     p.add_argument("-model-path", "--model-path", dest="model_path")
     p.add_argument("-arg", "--arg", action="append", dest="engine_args", metavar="ARG",
-                   help="an engine argument (repeat for each; replaces the version's list)")
+                   help="an engine argument (repeat for each, --arg=--n_ctx --arg=2048; "
+                   "replaces the version's list)")
     p.add_argument("-env", "--env", action="append", metavar="NAME=VALUE",
                    help="an environment variable (repeat; replaces the version's env)")
     p.add_argument("-strategy", "--strategy", choices=("rolling", "recreate"),
@@ -37,6 +38,10 @@ def add_update_commands(svc_sub: Any) -> None:
     p.add_argument("version", type=int)
     p.add_argument("-wait", "--wait", action="store_true")
     p.set_defaults(func=service_revert)
+    p = svc_sub.add_parser("abandon", help="fail the rollout in progress: back to the "
+                           "version it came from")
+    p.add_argument("id")
+    p.set_defaults(func=service_abandon)
     p = svc_sub.add_parser("start", help="start a stopped service again")
     p.add_argument("id")
     p.set_defaults(func=service_start)
@@ -56,6 +61,12 @@ def service_update(api: ApiClient, args: argparse.Namespace) -> None:
 
 def service_revert(api: ApiClient, args: argparse.Namespace) -> None:
     out = api.call("POST", f"/task-groups/{args.id}/versions/{args.version}/revert")
+    _report(api, args, out)
+
+
+def service_abandon(api: ApiClient, args: argparse.Namespace) -> None:
+    out = api.call("POST", f"/task-groups/{args.id}/rollout/fail")
+    args.wait = False
     _report(api, args, out)
 
 

@@ -73,13 +73,15 @@ class Rollout:
     healthy_deadline_s: float  # a new replica not healthy by then fails the rollout
     reason: str = ""  # why it failed, why it could not surge, what it fell back to
     surge: bool = True  # False: no room for extra replicas, so stop then start
+    abandoned: bool = False  # an operator failed it: roll back (POST .../rollout/fail)
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"strategy": self.strategy.value, "max_parallel": self.max_parallel,
                 "replicas": self.replicas, "from_version": self.from_version,
                 "to_version": self.to_version, "healthy_deadline_s": self.healthy_deadline_s,
-                "reason": self.reason, "surge": self.surge, "notes": list(self.notes)}
+                "reason": self.reason, "surge": self.surge, "notes": list(self.notes),
+                "abandoned": self.abandoned}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Rollout:
@@ -88,7 +90,8 @@ class Rollout:
                    to_version=int(data["to_version"]),
                    healthy_deadline_s=float(data.get("healthy_deadline_s", 600)),
                    reason=str(data.get("reason", "")), surge=bool(data.get("surge", True)),
-                   notes=list(data.get("notes") or []))
+                   notes=list(data.get("notes") or []),
+                   abandoned=bool(data.get("abandoned", False)))
 
 
 @dataclass(frozen=True, slots=True)

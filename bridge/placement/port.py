@@ -56,3 +56,7 @@ class PlacementPort(Protocol):
     def update(self, group_id: str) -> None:
         """A new version (and its rollout) is committed: roll it out. Never raises; how it
         goes is written to the group's rolling_update_state and rollout."""
+
+    async def abandon(self, group: TaskGroup) -> None:
+        """The operator gives up on the rollout in progress (already marked abandoned in
+        the group's rollout): go back to the version it came from."""

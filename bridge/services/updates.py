@@ -64,6 +64,29 @@ async def revert(db: Database, placement: PlacementPort | None, group_id: str, v
                           "revert", f"revert to version {version}", actor)
 
 
+async def abandon(db: Database, placement: PlacementPort | None, group_id: str,
+                  actor: Actor) -> TaskGroup:
+    """Give up on the rollout in progress: back to the version it came from."""
+    async with db.transaction() as conn:
+        group = await group_rows.get_task_group(conn, group_id, for_update=True)
+        if group is None:
+            raise NotFound(f"no task group {group_id}", details={"id": group_id})
+        if group.rolling_update_state is not R.ROLLING or group.rollout is None \
+                or group.rollout.get("done", True):
+            raise InvalidState(f"task group {group.name} has no rollout in progress to fail "
+                               f"({group.rolling_update_state.value})",
+                               details={"rolling_update_state":
+                                        group.rolling_update_state.value})
+        await version_rows.set_rollout(conn, group.id, R.ROLLING,
+                                       {**group.rollout, "abandoned": True})
+        await audit.append(conn, actor=actor.principal, action="task_group.update.abandon",
+                           object_type="task_group", object_id=group.id,
+                           request_id=actor.request_id, details={"version": group.version})
+    if placement is not None:
+        await placement.abandon(group)
+    return await get_group(db, group_id)
+
+
 async def list_versions(db: Database, group_id: str) -> list[ServiceVersion]:
     await get_group(db, group_id)
     async with db.transaction() as conn:

@@ -106,3 +106,16 @@ async def test_an_update_of_a_stopped_service_applies_at_its_next_start(admin, b
     assert [t["status"] for t in started["tasks"]] == ["pending"]
     r = await admin.post(f"/task-groups/{g['id']}/start")
     assert r.status_code == 409 and "start needs" in error_of(r)["message"]
+
+
+async def test_a_rollout_in_progress_can_be_abandoned_once(admin, bridge) -> None:
+    g = await _running(admin, bridge)
+    r = await admin.post(f"/task-groups/{g['id']}/rollout/fail")
+    assert r.status_code == 409 and "no rollout in progress" in error_of(r)["message"]
+    await admin.put(f"/task-groups/{g['id']}/update", json={"image": "vllm/vllm-openai:v1"})
+    r = await admin.post(f"/task-groups/{g['id']}/rollout/fail")
+    assert r.status_code == 200, r.text
+    assert r.json()["rollout"]["abandoned"] is True
+    audit = (await admin.get("/audit", params={"object_id": g["id"],
+                                               "action": "task_group.update.abandon"})).json()
+    assert audit["total"] == 1

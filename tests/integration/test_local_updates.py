@@ -147,6 +147,16 @@ def test_rolling_update_drops_no_request_and_a_bad_version_rolls_back(up: Up) ->
     assert not any("2048" in cmd for cmd in _engine_args(up))
     wait_for(lambda: serving(up.base, key, "roll"), 60, "serving after the revert")
 
+    # an update abandoned while it rolls: back to version 5, with every replica on it
+    r = up.api.put(f"/task-groups/{gid}/update", json={"env": {"HF_MARK": "6"}})
+    assert r.status_code == 200, r.text
+    assert up.api.post(f"/task-groups/{gid}/rollout/fail").status_code == 200
+    g = wait_for(lambda: _rollout_done(up, gid), 300, "the abandoned rollout to roll back")
+    assert g["rolling_update_state"] == "rollback" and g["version"] == 5
+    assert "abandoned on request" in g["rollout"]["reason"], g["rollout"]
+    assert [t["version"] for t in g["tasks"]] == [5, 5]
+    wait_for(lambda: len(engines_of(up.home)) == 2, 60, "two engines")
+
     # stop both replicas, then start the service again
     for t in g["tasks"]:
         assert up.api.post(f"/tasks/{t['id']}/stop").status_code == 200

@@ -85,6 +85,25 @@ async def test_an_unhealthy_version_is_reverted_by_nomad_and_followed(env_factor
     assert any(e["action"] == "task_group.update.failed" for e in audit)
 
 
+async def test_abandoning_fails_the_deployment_and_nomad_reverts(env_factory) -> None:
+    env = await env_factory(runner=ManualRunner(), nodes=nodes_named("a100"))
+    g = await env.create(parallelism="split", world_size=1)
+    placed = await env.eventually(lambda: _placed(env, g["id"]))
+    job_id = placed["nomad_job_id"]
+    _healthy_all(env, job_id)
+    await env.eventually(lambda: _job(env, job_id)["Stable"])
+    r = await env.api.put(f"/task-groups/{g['id']}/update",
+                          json={"env": {"SLOW_START": "1"}})
+    assert r.status_code == 200, r.text
+    await env.eventually(lambda: _job(env, job_id)["Version"] == 1)
+    r = await env.api.post(f"/task-groups/{g['id']}/rollout/fail")
+    assert r.status_code == 200, r.text
+    back = await env.eventually(lambda: _state(env, g["id"], "rollback", done=False))
+    assert "Deployment marked as failed - rolling back to job version 0" in \
+        back["rollout"]["reason"]
+    assert back["env"] == {} and _job(env, job_id)["Version"] == 2
+
+
 async def test_a_stopped_service_starts_again(env_factory) -> None:
     env = await env_factory(runner=AutoRunner())
     g = await env.create()

@@ -109,6 +109,9 @@ class LocalPlacement:
     def update(self, group_id: str) -> None:
         return None  # the rollout loop finds it within a second
 
+    async def abandon(self, group: TaskGroup) -> None:
+        return None  # the rollout loop reads the mark and rolls back
+
     # ------------------------------------------------------------------ loops
 
     def start(self) -> None:

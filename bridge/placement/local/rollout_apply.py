@@ -62,9 +62,26 @@ class RolloutApply:
                     f"({outcome[0].reason}); replacing them stop then start"])
                 await self._save(group, R(group.rolling_update_state), rollout,
                                  rollout.notes[-1])
+        if rollout.abandoned:
+            await self._fail(group, rollout, "abandoned on request")
+            return
         steps = decide_rollout(group, rollout, datetime.now(UTC), self.timing)
         for step in steps:
             await self._apply(group, rollout, step)
+        if not steps:
+            await self._explain(group, rollout)
+
+    async def _explain(self, group: TaskGroup, rollout: Rollout) -> None:
+        """A rollout waiting on a replica that cannot be placed says why, in words."""
+        waiting = [t for t in group.tasks if t.version == group.version
+                   and t.status is T.PENDING and t.status_reason]
+        if not waiting:
+            return
+        why = (f"rolling to version {group.version}: {group.update_progress}; a new replica "
+               f"waits: {waiting[0].status_reason}")
+        if why != rollout.reason:
+            await self._save(group, R(group.rolling_update_state), replace(rollout, reason=why),
+                             why)
 
     async def _apply(self, group: TaskGroup, rollout: Rollout, step: Step) -> None:
         if isinstance(step, Add):
@@ -108,7 +125,7 @@ class RolloutApply:
                 return
             await version_rows.set_group_spec(conn, group.id, stable.version, stable.spec)
             back = replace(rollout, from_version=rollout.to_version,
-                           to_version=stable.version, surge=True,
+                           to_version=stable.version, surge=True, abandoned=False,
                            reason=f"version {rollout.to_version} failed ({reason}); "
                                   f"rolling back to version {stable.version}")
             await version_rows.set_rollout(conn, group.id, R.ROLLBACK, back.as_json(),

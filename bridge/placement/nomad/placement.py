@@ -71,6 +71,16 @@ class NomadPlacement:
                      extra={"task_group_id": group.id, "replicas": replicas})
             await self.placer.replace_count(group.id, replicas)
 
+    async def abandon(self, group: TaskGroup) -> None:
+        if group.nomad_job_id is None:
+            return
+        latest = next(iter(await self.placer.cluster.job_deployments(group.nomad_job_id)),
+                      None)
+        if latest is not None and latest["Status"] in ("running", "paused", "pending"):
+            # auto_revert: Nomad registers the last stable version again; the deployment
+            # follower then reports the rollback.
+            await self.placer.cluster.fail_deployment(latest["ID"])
+
     async def _stuck(self, job_id: str) -> bool:
         """The job's active deployment has replicas Nomad could not place."""
         latest = next(iter(await self.placer.cluster.job_deployments(job_id)), None)
