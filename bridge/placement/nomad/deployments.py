@@ -101,6 +101,8 @@ class DeploymentFollower:
                 await self.tick()
             except BridgeError as exc:
                 log.warning("following deployments failed", extra={"error": str(exc)})
+            except Exception as exc:  # an odd answer must not end the loop for good
+                log.warning("following deployments failed", extra={"error": repr(exc)})
 
     async def tick(self) -> None:
         async with self.db.transaction() as conn:
