@@ -28,6 +28,10 @@ class UpdateTaskGroup(Strict):
     health_check: HealthCheckIn | None = None
     strategy: Strategy = Strategy.ROLLING
     max_parallel: Annotated[int, Field(ge=1, le=512)] = 1
+    canary: Annotated[int, Field(ge=0, le=64, description="start only this many new "
+                                 "replicas first; promote (or fail) the rollout after")] = 0
+    canary_percent: Annotated[int, Field(ge=1, le=99, description="the canaries' share of "
+                                         "the service's traffic")] = 10
     healthy_deadline_seconds: Annotated[int, Field(
         ge=10, le=86_400, description="a new replica not healthy by then fails the update "
         "(long enough for a large model to load)")] = 600

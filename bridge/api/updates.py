@@ -32,7 +32,8 @@ async def update_group(request: Request, id: str) -> HTTPResponse:
                                  timeout_seconds=hc.timeout_seconds,
                                  unhealthy_threshold=hc.unhealthy_threshold) if hc else None,
         strategy=body.strategy, max_parallel=body.max_parallel,
-        healthy_deadline_s=float(body.healthy_deadline_seconds))
+        healthy_deadline_s=float(body.healthy_deadline_seconds), canary=body.canary,
+        canary_percent=body.canary_percent)
     group = await updates.update_group(db(request), runtime(request).placement, id, req,
                                        actor(request))
     return respond(TaskGroupOut, group)
@@ -78,3 +79,10 @@ async def start_group(request: Request, id: str) -> HTTPResponse:
 async def fail_rollout(request: Request, id: str) -> HTTPResponse:
     group = await updates.abandon(db(request), runtime(request).placement, id, actor(request))
     return respond(TaskGroupOut, group)
+
+
+@operation(bp, "POST", "/task-groups/{id}/rollout/promote", summary="The canaries held: "
+           "replace the remaining replicas with the new version", access="write",
+           response=TaskGroupOut)
+async def promote_rollout(request: Request, id: str) -> HTTPResponse:
+    return respond(TaskGroupOut, await updates.promote(db(request), id, actor(request)))

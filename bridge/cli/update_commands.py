@@ -27,9 +27,16 @@ def add_update_commands(svc_sub: Any) -> None:
     p.add_argument("-max-parallel", "--max-parallel", type=int, default=1, dest="max_parallel")
     p.add_argument("-healthy-deadline", "--healthy-deadline", type=int, default=600,
                    dest="healthy_deadline", help="seconds a new replica has to become healthy")
+    p.add_argument("-canary", "--canary", type=int, default=0,
+                   help="start this many new replicas first; then promote or abandon")
+    p.add_argument("-canary-percent", "--canary-percent", type=int, default=10,
+                   dest="canary_percent", help="the canaries' share of traffic")
     p.add_argument("-wait", "--wait", action="store_true",
                    help="follow the rollout until it completes or rolls back")
     p.set_defaults(func=service_update)
+    p = svc_sub.add_parser("promote", help="the canaries held: replace the other replicas")
+    p.add_argument("id")
+    p.set_defaults(func=service_promote)
     p = svc_sub.add_parser("versions", help="every version of a service and what changed")
     p.add_argument("id")
     p.set_defaults(func=service_versions)
@@ -49,18 +56,27 @@ def add_update_commands(svc_sub: Any) -> None:
 
 def service_update(api: ApiClient, args: argparse.Namespace) -> None:
     body: dict[str, Any] = {"strategy": args.strategy, "max_parallel": args.max_parallel,
-                            "healthy_deadline_seconds": args.healthy_deadline}
+                            "healthy_deadline_seconds": args.healthy_deadline,
+                            "canary": args.canary, "canary_percent": args.canary_percent}
     for field in ("image", "command", "model_path", "engine_args"):
         if getattr(args, field) is not None:
             body[field] = getattr(args, field)
     if args.env is not None:
         body["env"] = dict(pair.split("=", 1) for pair in args.env)
     out = api.call("PUT", f"/task-groups/{args.id}/update", body=body)
+    if args.canary:
+        args.wait = False  # the rollout waits for `service promote` or `service abandon`
     _report(api, args, out)
 
 
 def service_revert(api: ApiClient, args: argparse.Namespace) -> None:
     out = api.call("POST", f"/task-groups/{args.id}/versions/{args.version}/revert")
+    _report(api, args, out)
+
+
+def service_promote(api: ApiClient, args: argparse.Namespace) -> None:
+    out = api.call("POST", f"/task-groups/{args.id}/rollout/promote")
+    args.wait = False
     _report(api, args, out)
 
 

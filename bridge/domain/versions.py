@@ -74,6 +74,13 @@ class Rollout:
     reason: str = ""  # why it failed, why it could not surge, what it fell back to
     surge: bool = True  # False: no room for extra replicas, so stop then start
     abandoned: bool = False  # an operator failed it: roll back (POST .../rollout/fail)
+    canary: int = 0  # first only this many new replicas, beside all the old ones
+    canary_percent: int = 10  # the share of the group's traffic the gateway gives them
+    promoted: bool = False  # the canaries held: replace the rest (POST .../rollout/promote)
+
+    @property
+    def in_canary(self) -> bool:
+        return self.canary > 0 and not self.promoted
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -81,7 +88,8 @@ class Rollout:
                 "replicas": self.replicas, "from_version": self.from_version,
                 "to_version": self.to_version, "healthy_deadline_s": self.healthy_deadline_s,
                 "reason": self.reason, "surge": self.surge, "notes": list(self.notes),
-                "abandoned": self.abandoned}
+                "abandoned": self.abandoned, "canary": self.canary,
+                "canary_percent": self.canary_percent, "promoted": self.promoted}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Rollout:
@@ -91,7 +99,10 @@ class Rollout:
                    healthy_deadline_s=float(data.get("healthy_deadline_s", 600)),
                    reason=str(data.get("reason", "")), surge=bool(data.get("surge", True)),
                    notes=list(data.get("notes") or []),
-                   abandoned=bool(data.get("abandoned", False)))
+                   abandoned=bool(data.get("abandoned", False)),
+                   canary=int(data.get("canary", 0)),
+                   canary_percent=int(data.get("canary_percent", 10)),
+                   promoted=bool(data.get("promoted", False)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,8 @@ class UpdateRequest:
     strategy: Strategy = Strategy.ROLLING
     max_parallel: int = 1
     healthy_deadline_s: float = 600.0
+    canary: int = 0
+    canary_percent: int = 10
 
     def applied_to(self, spec: VersionSpec) -> VersionSpec:
         return VersionSpec(

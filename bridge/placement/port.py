@@ -53,6 +53,9 @@ class PlacementPort(Protocol):
         """Refuse (ValidationFailed, InvalidState) a new version this placement cannot roll
         out, before it is stored."""
 
+    def check_canary(self, canary: int) -> None:
+        """Refuse (InvalidState) canaries where this placement cannot run them."""
+
     def update(self, group_id: str) -> None:
         """A new version (and its rollout) is committed: roll it out. Never raises; how it
         goes is written to the group's rolling_update_state and rollout."""

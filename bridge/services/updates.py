@@ -87,6 +87,27 @@ async def abandon(db: Database, placement: PlacementPort | None, group_id: str,
     return await get_group(db, group_id)
 
 
+async def promote(db: Database, group_id: str, actor: Actor) -> TaskGroup:
+    """The canaries held: replace the remaining replicas."""
+    async with db.transaction() as conn:
+        group = await group_rows.get_task_group(conn, group_id, for_update=True)
+        if group is None:
+            raise NotFound(f"no task group {group_id}", details={"id": group_id})
+        rollout = group.rollout or {}
+        if group.rolling_update_state is not R.ROLLING or rollout.get("done", True) \
+                or not rollout.get("canary") or rollout.get("promoted"):
+            raise InvalidState(f"task group {group.name} has no canary waiting for promotion",
+                               details={"rolling_update_state":
+                                        group.rolling_update_state.value})
+        await version_rows.set_rollout(conn, group.id, R.ROLLING, {**rollout, "promoted": True},
+                                       f"canaries of version {group.version} promoted; "
+                                       "replacing the other replicas")
+        await audit.append(conn, actor=actor.principal, action="task_group.update.promote",
+                           object_type="task_group", object_id=group.id,
+                           request_id=actor.request_id, details={"version": group.version})
+    return await get_group(db, group_id)
+
+
 async def list_versions(db: Database, group_id: str) -> list[ServiceVersion]:
     await get_group(db, group_id)
     async with db.transaction() as conn:
@@ -105,6 +126,7 @@ async def _roll_to(db: Database, placement: PlacementPort | None, group: TaskGro
                    strategy: str, note: str, actor: Actor) -> TaskGroup:
     if placement is not None:
         placement.check_update(group, spec)
+        placement.check_canary(req.canary)
     async with db.transaction() as conn:
         locked = await group_rows.get_task_group(conn, group.id, for_update=True)
         if locked is None:
@@ -118,7 +140,8 @@ async def _roll_to(db: Database, placement: PlacementPort | None, group: TaskGro
         live = sum(1 for t in locked.tasks if t.status in _LIVE)
         rollout = Rollout(strategy=req.strategy, max_parallel=req.max_parallel,
                           replicas=len(locked.tasks), from_version=locked.version,
-                          to_version=number, healthy_deadline_s=req.healthy_deadline_s)
+                          to_version=number, healthy_deadline_s=req.healthy_deadline_s,
+                          canary=req.canary, canary_percent=req.canary_percent)
         # Nomad's deployment for this version is the one of the next registration.
         followed = {**rollout.as_json(), "registered_after": locked.job_modify_index}
         if live:

@@ -119,3 +119,18 @@ async def test_a_rollout_in_progress_can_be_abandoned_once(admin, bridge) -> Non
     audit = (await admin.get("/audit", params={"object_id": g["id"],
                                                "action": "task_group.update.abandon"})).json()
     assert audit["total"] == 1
+
+
+async def test_canaries_wait_for_a_promotion(admin, bridge) -> None:
+    g = await _running(admin, bridge)
+    r = await admin.post(f"/task-groups/{g['id']}/rollout/promote")
+    assert r.status_code == 409 and "no canary" in error_of(r)["message"]
+    r = await admin.put(f"/task-groups/{g['id']}/update", json={
+        "image": "vllm/vllm-openai:v1", "canary": 1, "canary_percent": 20})
+    assert r.status_code == 200, r.text
+    assert (r.json()["rollout"]["canary"], r.json()["rollout"]["canary_percent"]) == (1, 20)
+    for body in ({"image": "a/b:c", "canary": -1}, {"image": "a/b:c", "canary_percent": 100}):
+        assert (await admin.put(f"/task-groups/{g['id']}/update", json=body)).status_code == 422
+    r = await admin.post(f"/task-groups/{g['id']}/rollout/promote")
+    assert r.status_code == 200 and r.json()["rollout"]["promoted"] is True
+    assert "promoted" in r.json()["status_reason"]

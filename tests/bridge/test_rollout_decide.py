@@ -108,3 +108,17 @@ def test_a_failed_or_late_new_replica_fails_the_rollout_with_its_reason() -> Non
 def test_old_replicas_that_serve_nothing_go_at_once() -> None:
     crashed = task(0, 1, T.FAILED)
     assert steps([crashed, task(1, 1)]) == [Stop(crashed), Add(1)]
+
+
+def test_canaries_start_beside_every_old_replica_and_wait_for_promotion() -> None:
+    r = Rollout(strategy=Strategy.ROLLING, max_parallel=1, replicas=2, from_version=1,
+                to_version=2, healthy_deadline_s=300, canary=1)
+    assert steps([task(0, 1), task(1, 1)], r) == [Add(1)]
+    assert steps([task(0, 1), task(1, 1), task(2, 2)], r) == []  # on trial: no drain
+    failed = task(2, 2, T.FAILED, reason="crashed")
+    [fail] = steps([task(0, 1), task(1, 1), failed], r)
+    assert isinstance(fail, Fail)
+    promoted = Rollout.from_json({**r.as_json(), "promoted": True})
+    old0 = task(0, 1)
+    assert steps([old0, task(1, 1), task(2, 2)], promoted) == [
+        Drain(old0, "draining: replaced by version 2")]

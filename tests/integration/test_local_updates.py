@@ -157,6 +157,39 @@ def test_rolling_update_drops_no_request_and_a_bad_version_rolls_back(up: Up) ->
     assert [t["version"] for t in g["tasks"]] == [5, 5]
     wait_for(lambda: len(engines_of(up.home)) == 2, 60, "two engines")
 
+    # a canary of version 7 beside both replicas of version 5 gets its share of traffic,
+    # and the rest of the rollout waits for its promotion
+    r = up.api.put(f"/task-groups/{gid}/update", json={
+        "env": {"HF_MARK": "7"}, "canary": 1, "canary_percent": 30})
+    assert r.status_code == 200, r.text
+
+    def canary_running() -> str | None:
+        g = up.group(gid)
+        new = [t for t in g["tasks"] if t["version"] == 7 and t["status"] == "running"]
+        return new[0]["id"] if len(g["tasks"]) == 3 and new else None
+
+    canary = wait_for(canary_running, 120, "the canary to run")
+    time.sleep(4)  # probed into the gateway's pool
+    n, seen = 150, Counter()
+    with httpx.Client(base_url=up.base + "/v1", timeout=120,
+                      headers={"Authorization": f"Bearer {key}"}) as client:
+        for _ in range(n):
+            resp = client.post("/chat/completions", json={
+                "model": "roll", "max_tokens": 1, "messages": [{"role": "user",
+                                                                "content": "Hi"}]})
+            assert resp.status_code == 200, resp.text
+            seen[resp.headers["x-heteroflow-backend"] == canary] += 1
+    share = seen[True] / n
+    print(f"canary share observed: {share:.3f} of {n} (asked 0.30)")
+    assert abs(seen[True] - 0.3 * n) < 5 * (n * 0.3 * 0.7) ** 0.5, seen  # 5 sd
+    g = up.group(gid)
+    assert g["rolling_update_state"] == "rolling" and len(g["tasks"]) == 3
+    assert up.api.post(f"/task-groups/{gid}/rollout/promote").status_code == 200
+    g = wait_for(lambda: _rollout_done(up, gid), 300, "the promoted rollout to complete")
+    assert g["rolling_update_state"] == "completed"
+    assert [t["version"] for t in g["tasks"]] == [7, 7]
+    wait_for(lambda: len(engines_of(up.home)) == 2, 60, "two engines")
+
     # stop both replicas, then start the service again
     for t in g["tasks"]:
         assert up.api.post(f"/tasks/{t['id']}/stop").status_code == 200

@@ -106,6 +106,9 @@ class LocalPlacement:
     def check_update(self, group: TaskGroup, spec: VersionSpec) -> None:
         check_model_path(spec.model_path, self.model_roots)
 
+    def check_canary(self, canary: int) -> None:
+        return None  # the rollout loop starts canaries and the gateway gives them a share
+
     def update(self, group_id: str) -> None:
         return None  # the rollout loop finds it within a second
 

@@ -80,6 +80,10 @@ def decide_rollout(group: TaskGroup, rollout: Rollout, now: datetime,
     starting = [t for t in new if t not in ready]
     if not old and len(ready) == n and len(new) == n:
         return [Complete(f"version {target} on all {n} replicas")]
+    if rollout.in_canary and old:
+        # Canaries beside every old replica; the rest waits for promotion (or rollback).
+        want = min(rollout.canary, n) - len(new)
+        return [Add(want)] if want > 0 else []
     steps: list[Step] = []
     draining = [t for t in old if t.status is T.STOPPING]
     live = [t for t in old if t.status is not T.STOPPING]

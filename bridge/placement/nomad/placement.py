@@ -95,6 +95,12 @@ class NomadPlacement:
     def check_update(self, group: TaskGroup, spec: VersionSpec) -> None:
         check_model_path(spec.model_path, self.placer.settings.model_roots)
 
+    def check_canary(self, canary: int) -> None:
+        if canary:
+            raise InvalidState("canaries are not built for Nomad placement yet (Nomad's "
+                               "canary = N with canary_tags); roll out without canary",
+                               details={"field": "canary"})
+
     def update(self, group_id: str) -> None:
         # The job's update block does the rolling; registering the new version starts it.
         self.reconciler.request_registration(group_id)
