@@ -10,7 +10,8 @@ once the server listens and stopped before it closes. Every loop is in ``loops``
 | nomad-reconciler  | one replica at a time (advisory lock);    | Nomad's event stream, and a  |
 |                   | its registration workers on every replica | resync every resync seconds  |
 | local-placement   | the one worker (several are refused)      | on submit, and a sweep every |
-|                   |                                           | 5 s                          |
+|                   |                                           | 5 s; rollouts every second   |
+| nomad-deployments | every replica (writes are idempotent)     | 2 s, while a rollout is on   |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bridge.crypto import SecretBox, load_or_create_key
 from bridge.errors import BridgeError
 from bridge.nomad.client import NomadClient
 from bridge.placement.local.placement import LocalPlacement
+from bridge.placement.nomad.deployments import DeploymentFollower
 from bridge.placement.nomad.loop import Reconciler
 from bridge.placement.nomad.placement import NomadPlacement
 from bridge.placement.nomad.placer import Placer
@@ -86,6 +88,7 @@ class BridgeRuntime:
         self.nomad: NomadClient | None = None
         self.placement: PlacementPort | None = None  # None: placement is off
         self.reconciler: Reconciler | None = None  # with Nomad only
+        self.deployments: DeploymentFollower | None = None  # with Nomad only
         self.local: LocalPlacement | None = None  # without Nomad, placement "auto"
         self.loops: list[Loop] = []
         # Set by open(), before the server takes requests.
@@ -105,6 +108,7 @@ class BridgeRuntime:
             self.reconciler = Reconciler(self.db, self.nomad, self.placer,
                                          resync_seconds=settings.reconcile_resync_seconds)
             self.placement = NomadPlacement(self.placer, self.reconciler)
+            self.deployments = DeploymentFollower(self.db, self.nomad)
         elif settings.placement == "auto":
             # No Nomad: the bridge fits tasks on the GPUs its agents report and the agents
             # run the engines (on one machine: the agent `heteroflow up` starts beside it).
@@ -140,6 +144,10 @@ def background_loops(rt: BridgeRuntime) -> list[Loop]:
                           "one replica at a time (advisory lock); registrations on every one",
                           f"event stream, resync every {rt.reconciler.resync_seconds:g} s",
                           rt.reconciler.start, rt.reconciler.stop))
+    if rt.deployments is not None:
+        loops.append(Loop("nomad-deployments", "every replica (idempotent writes)",
+                          f"{rt.deployments.every_seconds:g} s", rt.deployments.start,
+                          rt.deployments.stop))
     if rt.local is not None:
         loops.append(Loop("local-placement", "the one worker",
                           f"on submit, sweep every {rt.local.sweep_seconds:g} s",

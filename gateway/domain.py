@@ -62,6 +62,7 @@ class TaskInfo:
     status: str
     address: str | None
     alloc_id: str | None
+    canary: bool = False  # a new version's replica, on trial (a share of the traffic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Group:
     health: HealthSpec
     endpoint_id: str | None
     tasks: tuple[TaskInfo, ...] = ()
+    canary_percent: int | None = None  # while canaries are on trial: their traffic share
 
     @property
     def service_name(self) -> str:

@@ -19,7 +19,7 @@ from gateway.upstream import Origin
 
 
 class Backend:
-    __slots__ = ("address", "auth", "cooldown_until", "failures", "healthy", "id",
+    __slots__ = ("address", "auth", "canary", "cooldown_until", "failures", "healthy", "id",
                  "inflight", "origin", "pool_key", "reason", "task_id")
 
     def __init__(self, pool_key: str, backend_id: str, origin: Origin, address: str,
@@ -30,6 +30,7 @@ class Backend:
         self.address = address
         self.task_id = task_id
         self.auth = b""  # the Authorization header line its engine wants (a per-task key)
+        self.canary = False  # on trial: gets the pool's canary share of traffic
         self.healthy = False
         self.reason = "not checked yet"
         self.inflight = 0
@@ -48,6 +49,7 @@ class Member:
     address: str  # host:port
     task_id: str | None = None
     healthy: bool | None = None  # None: keep what the pool knew (checker decides)
+    canary: bool = False
 
 
 class BackendPool:
@@ -57,6 +59,7 @@ class BackendPool:
         self._cooldown_s = cooldown_s
         self._failures_before_cooldown = failures_before_cooldown
         self._members: dict[str, tuple[Backend, ...]] = {}
+        self._canary_share: dict[str, float] = {}  # pool key -> share while on trial
         self._changed = asyncio.Event()
 
     # -- reads (hot path) ------------------------------------------------------------------
@@ -64,6 +67,9 @@ class BackendPool:
     def usable(self, pool_key: str, now: float) -> list[Backend]:
         return [b for b in self._members.get(pool_key, ()) if b.healthy
                 and now >= b.cooldown_until]
+
+    def canary_share(self, pool_key: str) -> float | None:
+        return self._canary_share.get(pool_key)
 
     def members(self, pool_key: str) -> tuple[Backend, ...]:
         return self._members.get(pool_key, ())
@@ -77,7 +83,8 @@ class BackendPool:
 
     # -- writes from discovery ---------------------------------------------------------------
 
-    def set_members(self, pool_key: str, members: Iterable[Member]) -> None:
+    def set_members(self, pool_key: str, members: Iterable[Member], *,
+                    canary_percent: int | None = None) -> None:
         old = {b.id: b for b in self._members.get(pool_key, ())}
         fresh: list[Backend] = []
         for m in members:
@@ -87,11 +94,16 @@ class BackendPool:
                                   m.address, m.task_id)
             backend.task_id = m.task_id
             backend.auth = self._engine_auth(m.task_id)
+            backend.canary = m.canary
             if m.healthy is not None:
                 backend.healthy = m.healthy
                 backend.reason = "passing" if m.healthy else "failing"
             fresh.append(backend)
         self._members[pool_key] = tuple(fresh)
+        if canary_percent is None:
+            self._canary_share.pop(pool_key, None)
+        else:
+            self._canary_share[pool_key] = canary_percent / 100
         self.notify()
 
     def set_external(self, pool_key: str, origin: Origin) -> None:

@@ -1,8 +1,9 @@
 """The gateway's own SQL over the bridge's tables: read-only, except its usage table.
 
 The gateway never imports the bridge; the shapes it relies on are the columns named here
-(migrations 0001-0003). Reads are whole-table and cheap (routes, groups, running tasks are
-small); keys are read one digest at a time, plus a fingerprint to notice revocations.
+(migrations 0001-0003, and 0007: versions, a rollout's canaries). Reads are whole-table and
+cheap (routes, groups, running tasks are small); keys are read one digest at a time, plus a
+fingerprint to notice revocations.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ Conn = psycopg.AsyncConnection[DictRow]
 
 _GROUPS = (
     "SELECT g.id, g.name, g.model_name, g.status, g.health_check AS group_health,"
+    " g.version, g.rollout,"
     " e.id AS endpoint_id, e.algorithm AS endpoint_algorithm, e.health_check AS endpoint_health"
     " FROM task_groups g LEFT JOIN inference_endpoints e ON e.task_group_id = g.id"
 )
 _TASKS = (
-    "SELECT id, group_id, status, address, alloc_id FROM tasks"
+    "SELECT id, group_id, status, address, alloc_id, version FROM tasks"
     " WHERE status IN ('running', 'sleeping', 'waking') ORDER BY group_id, rank"
 )
 _ROUTES = (
@@ -126,16 +128,21 @@ class Store:
 
 def snapshot_from_rows(world: WorldRows, box: UpstreamKeyBox) -> Snapshot:
     group_rows, task_rows, route_rows = world
+    canary = {g["id"]: (share, g["version"]) for g in group_rows
+              if (share := canary_percent(g["rollout"])) is not None}
     tasks: dict[str, list[TaskInfo]] = {}
     for t in task_rows:
+        on = canary.get(t["group_id"])
         tasks.setdefault(t["group_id"], []).append(
             TaskInfo(id=t["id"], status=t["status"], address=t["address"],
-                     alloc_id=t["alloc_id"]))
+                     alloc_id=t["alloc_id"],
+                     canary=on is not None and t["version"] == on[1]))
     groups = [
         Group(id=g["id"], name=g["name"], model_name=g["model_name"], status=g["status"],
               algorithm=g["endpoint_algorithm"] or "round_robin",
               health=HealthSpec.from_json(g["endpoint_health"] or g["group_health"]),
-              endpoint_id=g["endpoint_id"], tasks=tuple(tasks.get(g["id"], ())))
+              endpoint_id=g["endpoint_id"], tasks=tuple(tasks.get(g["id"], ())),
+              canary_percent=canary[g["id"]][0] if g["id"] in canary else None)
         for g in group_rows
     ]
     by_id = {g.id: g for g in groups}
@@ -148,6 +155,16 @@ def snapshot_from_rows(world: WorldRows, box: UpstreamKeyBox) -> Snapshot:
         if problem:
             problems.append(problem)
     return build_snapshot(groups, routes, problems)
+
+
+def canary_percent(rollout: Any) -> int | None:
+    """The canaries' share of traffic while a rollout waits on them (the bridge's record,
+    bridge/domain/versions.py Rollout), else None."""
+    if not isinstance(rollout, dict) or rollout.get("done", True) or rollout.get("promoted"):
+        return None
+    if not rollout.get("canary") or rollout.get("abandoned"):
+        return None
+    return max(1, min(99, int(rollout.get("canary_percent", 10))))
 
 
 def _route_from_row(r: DictRow, groups: dict[str, Group],

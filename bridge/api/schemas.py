@@ -288,6 +288,7 @@ class TaskOut(Out):
     sleep_mode: str | None = Field(
         description="while asleep: vllm/sglang (GPU memory released) or paused (kept)")
     gpu_released: bool
+    version: int = Field(description="the service version this task was started with")
 
 
 class TaskGroupOut(Out):
@@ -325,6 +326,14 @@ class TaskGroupOut(Out):
     created_at: datetime | None
     updated_at: datetime | None
     nomad_job_id: str | None = Field(description="the Nomad job this service became")
+    version: int = Field(description="the version it runs, or is rolling out")
+    engine_args: list[str]
+    env: dict[str, str]
+    update_progress: str | None = Field(
+        description='during and after a rollout: "2 of 4 replicas on version 3"')
+    rollout: dict[str, Any] | None = Field(
+        description="the rollout in progress or the last one: strategy, replicas, from and "
+                    "to version, why it failed or fell back to stop-then-start")
     tasks: list[TaskOut]
 
 

@@ -109,6 +109,7 @@ class Task:
     node_name: str | None = None
     sleep_mode: str | None = None  # vllm | sglang | paused, while asleep
     gpu_released: bool = False  # asleep with its GPU memory given back
+    version: int = 1  # the service version it was started with (domain/versions.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,24 @@ class TaskGroup:
     tasks: list[Task] = field(default_factory=list)
     nomad_job_id: str | None = None
     job_modify_index: int | None = None
+    # Versioned fields beyond the seed's (domain/versions.py): the version the group runs or
+    # rolls to, extra engine arguments and environment, and the rollout (Rollout.as_json).
+    version: int = 1
+    engine_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    rollout: JSONObject | None = None
+
+    @property
+    def update_progress(self) -> str | None:
+        """"2 of 4 replicas on version 3" while (and after) a rollout; None before any."""
+        if self.rollout is None:
+            return None
+        if self.rollout.get("progress"):
+            return str(self.rollout["progress"])  # Nomad's deployment counts, as followed
+        on = sum(1 for t in self.tasks if t.version == self.version
+                 and t.status is TaskStatus.RUNNING)
+        return f"{on} of {self.rollout.get('replicas', len(self.tasks))} replicas on " \
+               f"version {self.version}"
 
 
 @dataclass(frozen=True, slots=True)

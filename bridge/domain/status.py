@@ -18,6 +18,7 @@ Task (one container)::
                                           v
                                       stopping -> completed
     any live state -> failed;  failed -> pending (retry) or a replacement allocation
+    completed -> pending (a stopped service started again)
 
 An illegal move raises :class:`IllegalTransition` carrying the reason and the moves that
 *are* allowed, so callers can answer 409 with something a person can act on.
@@ -87,7 +88,7 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     _T.SLEEPING: frozenset({_T.WAKING, _T.STOPPING, _T.FAILED, _T.COMPLETED, _T.PENDING}),
     _T.WAKING: frozenset({_T.RUNNING, _T.SLEEPING, _T.FAILED, _T.STOPPING}),
     _T.STOPPING: frozenset({_T.COMPLETED, _T.FAILED}),
-    _T.COMPLETED: frozenset(),
+    _T.COMPLETED: frozenset({_T.PENDING}),  # a stopped service started again
     _T.FAILED: frozenset({_T.PENDING, _T.SCHEDULED, _T.STARTING, _T.RUNNING}),
 }
 

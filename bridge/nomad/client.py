@@ -127,6 +127,20 @@ class NomadClient:
             "JobID": job_id, "EvalOptions": {"ForceReschedule": force_reschedule}})
         return result
 
+    async def job_deployments(self, job_id: str) -> list[Json]:
+        """The job's deployments, newest first (none for a job Nomad does not know)."""
+        try:
+            found: list[Json] = await self._call("GET", f"/v1/job/{job_id}/deployments")
+        except NomadNotFound:
+            return []
+        return found or []
+
+    async def fail_deployment(self, deployment_id: str) -> Json:
+        """Abandon a deployment; with auto_revert Nomad goes back to the last stable job."""
+        result: Json = await self._call("POST", f"/v1/deployment/fail/{deployment_id}",
+                                        json={"DeploymentID": deployment_id})
+        return result
+
     async def job_evaluations(self, job_id: str) -> list[Json]:
         evals: list[Json] = await self._call("GET", f"/v1/job/{job_id}/evaluations")
         return evals

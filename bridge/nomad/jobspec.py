@@ -94,6 +94,7 @@ class JobspecContext(_Frozen):
     memory_mb: Annotated[int, Field(ge=128)]
     shm_size_bytes: int | None
     healthy_deadline_s: Annotated[int, Field(ge=30)]
+    max_parallel: Annotated[int, Field(ge=1, le=512)] = 1
 
 
 def job_id_for(group: TaskGroup) -> str:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
+from bridge.domain.versions import VersionSpec
 
 
 class PlacementPort(Protocol):
@@ -47,3 +48,18 @@ class PlacementPort(Protocol):
     def scaled(self, group: TaskGroup, replicas: int) -> None:
         """The rows of a scale are committed (``group`` as it was before): place new ranks
         that scale() did not already have placed."""
+
+    def check_update(self, group: TaskGroup, spec: VersionSpec) -> None:
+        """Refuse (ValidationFailed, InvalidState) a new version this placement cannot roll
+        out, before it is stored."""
+
+    def check_canary(self, canary: int) -> None:
+        """Refuse (InvalidState) canaries where this placement cannot run them."""
+
+    def update(self, group_id: str) -> None:
+        """A new version (and its rollout) is committed: roll it out. Never raises; how it
+        goes is written to the group's rolling_update_state and rollout."""
+
+    async def abandon(self, group: TaskGroup) -> None:
+        """The operator gives up on the rollout in progress (already marked abandoned in
+        the group's rollout): go back to the version it came from."""

@@ -7,6 +7,7 @@
 | retry     | failed                    | task -> pending, placed again                   |
 | scale     | group running/scheduling  | replicas = tasks; new ranks pending, the highest |
 |           |                           | ranks stopped and removed                       |
+| start     | group completed (stopped) | its completed tasks -> pending, placed again    |
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
     current = len(group.tasks)
     if replicas == current:
         return group
+    if (group.rollout or {}).get("done") is False:
+        raise InvalidState(f"task group {group.name} is rolling out version {group.version} "
+                           f"({group.update_progress}); scale when it has completed",
+                           details={"rolling_update_state": group.rolling_update_state.value})
     removed = [t for t in group.tasks if t.rank >= replicas]
     if placement is not None:
         await placement.scale(group, replicas)
@@ -103,10 +108,11 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
             template = group.tasks[0]
             new = [Task(id=ids.new_task_id(group.id, rank), group_id=group.id, rank=rank,
                         status=T.PENDING, status_reason="waiting for placement",
-                        image=template.image, gpu_required=template.gpu_required,
+                        image=group.image, gpu_required=template.gpu_required,
                         gpu_type=template.gpu_type, gpu_id=None, node_id=None,
-                        model_path=template.model_path, ports=template.ports, volumes=[],
-                        estimated_gpu_memory_mb=template.estimated_gpu_memory_mb)
+                        model_path=group.model_path, ports=template.ports, volumes=[],
+                        estimated_gpu_memory_mb=template.estimated_gpu_memory_mb,
+                        version=group.version)
                    for rank in range(current, replicas)]
             await group_rows.insert_tasks(conn, new)
         else:
@@ -132,3 +138,38 @@ async def _load(db: Database, task_id: str) -> tuple[TaskGroup, Task]:
     if task is None or group is None:
         raise NotFound(f"no task {task_id}", details={"id": task_id})
     return group, task
+
+
+async def start_group(db: Database, placement: PlacementPort | None, group_id: str,
+                      actor: Actor) -> TaskGroup:
+    """Start a stopped service again: its completed tasks are placed again (on the group's
+    current version), as a retry does for failed ones."""
+    async with db.transaction() as conn:
+        group = await group_rows.get_task_group(conn, group_id)
+    if group is None:
+        raise NotFound(f"no task group {group_id}", details={"id": group_id})
+    stopped = [t for t in group.tasks if t.status in (T.COMPLETED, T.FAILED)]
+    if group.status not in (TaskGroupStatus.COMPLETED, TaskGroupStatus.FAILED) or not stopped:
+        raise InvalidState(f"task group {group.name} is {group.status.value}; start needs a "
+                           "stopped (completed) or failed service",
+                           details={"status": group.status.value})
+    async with db.transaction() as conn:
+        # pending first: the group's status then follows its tasks being placed again.
+        await rows.update_group_if(conn, group.id, group.status.value,
+                                   status=TaskGroupStatus.PENDING.value,
+                                   status_reason="starting again")
+        for task in stopped:
+            # No allocation either: the stopped one is done, the next one is new.
+            await move_task(conn, task, T.PENDING, "placing it again (start)", actor,
+                            "task.start", node_id=None, node_name=None, gpu_id=None,
+                            address=None, alloc_id=None)
+        await audit.append(conn, actor=actor.principal, action="task_group.start",
+                           object_type="task_group", object_id=group.id,
+                           request_id=actor.request_id,
+                           details={"tasks": [t.id for t in stopped], "version": group.version})
+    if placement is not None:
+        await placement.retry_task(group, stopped[0])
+    async with db.transaction() as conn:
+        started = await group_rows.get_task_group(conn, group_id)
+    assert started is not None
+    return started

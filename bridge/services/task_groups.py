@@ -36,6 +36,7 @@ from bridge.errors import (
 )
 from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
+from bridge.services.updates import record_first_version
 from bridge.storage import api_keys as key_rows
 from bridge.storage import audit
 from bridge.storage import endpoints as endpoint_rows
@@ -100,6 +101,7 @@ async def create_task_group(
         async with db.transaction() as conn, conn.pipeline():
             await group_rows.insert_task_group(conn, group)  # 3
             await group_rows.insert_tasks(conn, tasks)  # 4
+            await record_first_version(conn, group)  # every version is kept (issue 11)
             if route is not None and endpoint is not None:
                 await route_rows.insert_route(conn, route)  # 5
                 await endpoint_rows.insert_endpoint(conn, endpoint)  # 6

@@ -28,12 +28,12 @@ _GROUP_COLUMNS = (
     " idle_timeout_minutes, timeout_seconds, image, engine, command, model_path, model_name,"
     " gpu_required, gpu_type, ports, qos, estimated_gpu_memory_mb, enable_api, health_check,"
     " scale_policy, co_schedule, schedule_window, created_by, created_at, updated_at,"
-    " nomad_job_id, job_modify_index"
+    " nomad_job_id, job_modify_index, version, engine_args, env, rollout"
 )
 _TASK_COLUMNS = (
     "id, group_id, rank, status, status_reason, image, gpu_required, gpu_type, gpu_id, node_id,"
     " model_path, ports, volumes, estimated_gpu_memory_mb, created_at, updated_at, address,"
-    " alloc_id, node_name, sleep_mode, gpu_released"
+    " alloc_id, node_name, sleep_mode, gpu_released, version"
 )
 
 
@@ -78,6 +78,7 @@ def row_to_task(row: DictRow) -> Task:
         node_name=row["node_name"],
         sleep_mode=row["sleep_mode"],
         gpu_released=row["gpu_released"],
+        version=row["version"],
     )
 
 
@@ -119,6 +120,10 @@ def row_to_task_group(row: DictRow, tasks: list[Task] | None = None) -> TaskGrou
         tasks=tasks or [],
         nomad_job_id=row["nomad_job_id"],
         job_modify_index=row["job_modify_index"],
+        version=row["version"],
+        engine_args=tuple(row["engine_args"]),
+        env=dict(row["env"]),
+        rollout=row["rollout"],
     )
 
 
@@ -128,9 +133,10 @@ async def insert_task_group(conn: Conn, g: TaskGroup) -> None:
         " node_count, current_replicas, min_replicas, max_replicas, auto_scale, endpoint_id,"
         " rolling_update_state, idle_timeout_minutes, timeout_seconds, image, engine, command,"
         " model_path, model_name, gpu_required, gpu_type, ports, qos, estimated_gpu_memory_mb,"
-        " enable_api, health_check, scale_policy, co_schedule, schedule_window, created_by)"
+        " enable_api, health_check, scale_policy, co_schedule, schedule_window, created_by,"
+        " version, engine_args, env)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             g.id, g.name, g.status.value, g.status_reason, g.parallelism.value, g.world_size,
             g.node_count, g.current_replicas, g.min_replicas, g.max_replicas, g.auto_scale,
@@ -141,6 +147,7 @@ async def insert_task_group(conn: Conn, g: TaskGroup) -> None:
             Jsonb([p.as_json() for p in g.ports]), g.qos.value, g.estimated_gpu_memory_mb,
             g.enable_api, Jsonb(health_to_json(g.health_check)), _jsonb(g.scale_policy),
             _jsonb(g.co_schedule), _jsonb(g.schedule_window), g.created_by,
+            g.version, Jsonb(list(g.engine_args)), Jsonb(g.env),
         ),
     )
 
@@ -149,13 +156,13 @@ async def insert_tasks(conn: Conn, tasks: list[Task]) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO tasks (id, group_id, rank, status, status_reason, image, gpu_required,"
-            " gpu_type, gpu_id, node_id, model_path, ports, volumes, estimated_gpu_memory_mb)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " gpu_type, gpu_id, node_id, model_path, ports, volumes, estimated_gpu_memory_mb,"
+            " version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     t.id, t.group_id, t.rank, t.status.value, t.status_reason, t.image,
                     t.gpu_required, t.gpu_type, t.gpu_id, t.node_id, t.model_path,
-                    Jsonb(t.ports), Jsonb(t.volumes), t.estimated_gpu_memory_mb,
+                    Jsonb(t.ports), Jsonb(t.volumes), t.estimated_gpu_memory_mb, t.version,
                 )
                 for t in tasks
             ],

@@ -49,9 +49,10 @@ class HealthChecker:
         groups = routed_groups(snapshot)
         wanted: set[_ProbeKey] = set()
         for group in groups.values():
-            members = [Member(backend_id=t.id, address=t.address, task_id=t.id)
+            members = [Member(backend_id=t.id, address=t.address, task_id=t.id,
+                              canary=t.canary)
                        for t in group.running_tasks if t.address]
-            pool.set_members(group.id, members)
+            pool.set_members(group.id, members, canary_percent=group.canary_percent)
             for backend in pool.members(group.id):
                 wanted.add(_ProbeKey(group.id, backend.id, backend.address, group.health))
         for gone in self._groups - groups.keys():

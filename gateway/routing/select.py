@@ -28,11 +28,27 @@ def plan(tiers: Sequence[Tier], pool: BackendPool, balancers: Mapping[str, Balan
         weighted = [(r, b) for r in tier.weighted if (b := pool.usable(r.pool_key, now))]
         while weighted:
             route, backends = weighted.pop(_draw(weighted))
-            yield from _in_route(route, backends, balancers.get(route.id, _DEFAULT))
+            yield from _with_canaries(route, backends, pool, balancers)
         for route in tier.fallbacks:
             backends = pool.usable(route.pool_key, now)
             if backends:
-                yield from _in_route(route, backends, balancers.get(route.id, _DEFAULT))
+                yield from _with_canaries(route, backends, pool, balancers)
+
+
+def _with_canaries(route: Route, backends: list[Backend], pool: BackendPool,
+                   balancers: Mapping[str, Balancer]) -> Iterator[tuple[Route, Backend]]:
+    """While a group's canaries are on trial they get its canary share of first attempts;
+    a retry goes to the other kind, so a failing canary costs a retry, not an error."""
+    balancer = balancers.get(route.id, _DEFAULT)
+    share = pool.canary_share(route.pool_key)
+    canaries = [b for b in backends if b.canary] if share is not None else []
+    if share is None or not canaries or len(canaries) == len(backends):
+        yield from _in_route(route, backends, balancer)
+        return
+    stable = [b for b in backends if not b.canary]
+    first, then = (canaries, stable) if random.random() < share else (stable, canaries)  # noqa: S311
+    yield from _in_route(route, first, balancer)
+    yield from _in_route(route, then, balancer)
 
 
 def _draw(candidates: list[tuple[Route, list[Backend]]]) -> int:

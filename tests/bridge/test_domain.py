@@ -98,9 +98,10 @@ class TestTaskMachine:
         s = transition_task(TaskStatus.RUNNING, TaskStatus.STOPPING)
         assert transition_task(s, TaskStatus.COMPLETED) is TaskStatus.COMPLETED
 
-    def test_completed_is_final_with_a_reason(self) -> None:
-        for dst in TaskStatus:
-            with pytest.raises(IllegalTransition, match="completed is final"):
+    def test_completed_only_starts_again(self) -> None:
+        assert transition_task(TaskStatus.COMPLETED, TaskStatus.PENDING) is TaskStatus.PENDING
+        for dst in set(TaskStatus) - {TaskStatus.PENDING}:
+            with pytest.raises(IllegalTransition, match="allowed from here: pending"):
                 transition_task(TaskStatus.COMPLETED, dst)
 
     def test_failed_task_is_retried_or_replaced(self) -> None:

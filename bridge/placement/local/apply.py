@@ -91,7 +91,7 @@ class LocalApply:
                     conn, task.id, T.PENDING.value, status=T.SCHEDULED.value,
                     status_reason=f"starting {engine.value} on {node.name}",
                     node_id=node.id, node_name=node.name, gpu_id=",".join(s.gpu_ids) or None,
-                    address=s.address):
+                    address=s.address, version=group.version):
                 return  # someone else moved it
             await rows.update_group_if(conn, group.id, TaskGroupStatus.PENDING.value,
                                        status=TaskGroupStatus.SCHEDULING.value,
@@ -112,7 +112,10 @@ class LocalApply:
             # a service keeps trying, backing off once the attempts are spent (Nomad
             # reschedules without end too), rather than failing until someone retries
             restart=RestartPolicy(attempts=2, delay_seconds=5.0, mode="delay"),
-            health_path=s.health_path, engine=engine.value, sleep_api=ENGINES[engine].sleep_api,
+            # An explicit check (a version may change it) is where the agent waits too.
+            health_path=(group.health_check.path if group.health_check.path != "/health"
+                         else s.health_path),
+            engine=engine.value, sleep_api=ENGINES[engine].sleep_api,
             idle_timeout_minutes=group.idle_timeout_minutes)
         try:
             url, secret = await self.agent(node.id)

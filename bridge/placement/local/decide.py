@@ -133,6 +133,8 @@ def _place(group: TaskGroup, task: Task, nodes: list[Node], busy: Busy,
         address = urlsplit(node.agent_url or "http://127.0.0.1").hostname or "127.0.0.1"
         taken.update(fit.gpu_ids)
         taken.add(f"port:{port}")
-        return Start(task, node, fit.gpu_ids, fit.vendor, engine, launch.argv, launch.env,
+        # The version's own engine arguments come last, so they win over the defaults.
+        return Start(task, node, fit.gpu_ids, fit.vendor, engine,
+                     (*launch.argv, *group.engine_args), {**launch.env, **group.env},
                      launch.health_path, f"{address}:{port}", port)
     return Wait(task, "; ".join(reasons))

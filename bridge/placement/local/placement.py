@@ -8,6 +8,9 @@ nodes' agents reported, and each node's agent runs the engines as processes.
     every few seconds, sweep(): load (waiting groups, placed rows, what each agent runs)
                               -> decide_agents -> apply (rows back to pending, stray
                               engines stopped), and the waiting groups are tried again
+    every second, per rollout: load (group, its rollout, room for a surge)
+                              -> decide_rollout (rollout.py) -> apply (new replicas, old
+                              ones drained then stopped; rollout_apply.py)
 
 All GPUs of a task are on one node (tensor parallel); split replicas take one GPU each.
 """
@@ -30,9 +33,12 @@ from bridge.background import cancel_all
 from bridge.crypto import SecretBox
 from bridge.domain.models import Node, Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
+from bridge.domain.versions import VersionSpec
 from bridge.errors import AgentRefused, AgentUnavailable, BridgeError
 from bridge.placement.local.apply import LocalApply
 from bridge.placement.local.decide import Host, Start, decide, decide_agents
+from bridge.placement.local.rollout import Timing
+from bridge.placement.local.rollout_apply import RolloutApply
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.shared import HOLDING
 from bridge.storage.db import Database
@@ -43,11 +49,15 @@ log = logging.getLogger(__name__)
 class LocalPlacement:
     def __init__(self, db: Database, agents: AgentClient, box: SecretBox,
                  model_roots: tuple[Path, ...], *, sweep_seconds: float = 5.0,
-                 host: Host | None = None) -> None:
+                 host: Host | None = None, timing: Timing | None = None) -> None:
         self.apply = LocalApply(db, agents, box)
         self.model_roots = model_roots
         self.sweep_seconds = sweep_seconds
         self.host = host or this_machine()
+        # settle: the gateway re-reads tasks every second and probes a new one at once;
+        # drain: what an old replica already has is short chat turns, mostly.
+        self.rollouts = RolloutApply(db, self.apply, self.host,
+                                     timing or Timing(settle_s=3.0, drain_s=10.0), self.submit)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -93,11 +103,24 @@ class LocalPlacement:
         if replicas > len(group.tasks):
             self.submit(group.id)
 
+    def check_update(self, group: TaskGroup, spec: VersionSpec) -> None:
+        check_model_path(spec.model_path, self.model_roots)
+
+    def check_canary(self, canary: int) -> None:
+        return None  # the rollout loop starts canaries and the gateway gives them a share
+
+    def update(self, group_id: str) -> None:
+        return None  # the rollout loop finds it within a second
+
+    async def abandon(self, group: TaskGroup) -> None:
+        return None  # the rollout loop reads the mark and rolls back
+
     # ------------------------------------------------------------------ loops
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(), name="local-placement"),
-                       asyncio.create_task(self._sweep(), name="local-sweep")]
+                       asyncio.create_task(self._sweep(), name="local-sweep"),
+                       asyncio.create_task(self._roll(), name="local-rollouts")]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
@@ -120,6 +143,15 @@ class LocalPlacement:
                     self.submit(group_id)
             except Exception as exc:
                 log.warning("local sweep failed", extra={"error": repr(exc)})
+
+    async def _roll(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                for group_id in await self.rollouts.groups():
+                    await self.rollouts.tick(group_id)
+            except Exception as exc:
+                log.warning("local rollout failed", extra={"error": repr(exc)})
 
     # ------------------------------------------------------------------ load -> decide -> apply
 

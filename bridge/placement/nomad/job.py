@@ -103,5 +103,15 @@ def build_context(
         device=device, vram_note=placement.vram_note,
         cpu_mhz=2000 * max(1, gpus), memory_mb=max(4096, 8192 * max(1, gpus)),
         shm_size_bytes=(8 << 30) if gpus > 1 else None,
-        healthy_deadline_s=900,
+        # A rollout in progress (domain/versions.py) sets how many replicas Nomad replaces
+        # at once and how long a new one may take to load its model.
+        healthy_deadline_s=int((group.rollout or {}).get("healthy_deadline_s", 900)),
+        max_parallel=_max_parallel(group, count),
     )
+
+
+def _max_parallel(group: TaskGroup, count: int) -> int:
+    rollout = group.rollout or {}
+    if rollout.get("strategy") == "recreate":
+        return max(1, count)  # every allocation replaced at once: stop all, start all
+    return max(1, int(rollout.get("max_parallel", 1)))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -99,7 +99,7 @@ class Placer:
         self.settings = settings
         self.inventory = NodeInventory(nomad)
 
-    async def render(self, group_id: str) -> Rendered:
+    async def render(self, group_id: str, count: int | None = None) -> Rendered:
         async with self.db.transaction() as conn:
             group = await group_rows.get_task_group(conn, group_id)
             if group is None:
@@ -110,7 +110,7 @@ class Placer:
         context = build_context(
             group, placement, version=version, namespace=self.settings.nomad_namespace,
             region=self.settings.nomad_region, datacenters=self.settings.datacenters,
-            count=len(group.tasks),
+            count=len(group.tasks) if count is None else count,
         )
         return Rendered(group, render(context), engine, placement.vram_note)
 
@@ -134,8 +134,14 @@ class Placer:
             return
         group = rendered.group
         modify_index = group.job_modify_index
-        if modify_index is not None and await self.cluster.job(job_id_for(group)) is None:
+        current = await self.cluster.job(job_id_for(group)) if modify_index is not None else None
+        if modify_index is not None and current is None:
             modify_index = None  # the job vanished from Nomad: register it as new
+        elif current is not None and (current.get("Meta") or {}).get(
+                "hf_task_group_id") == group.id:
+            # Ours, moved on since we recorded it (stopped by us, scaled through Nomad's API):
+            # this registration is meant to replace what is there now.
+            modify_index = int(current.get("JobModifyIndex") or modify_index or 0)
         try:
             job = await self.cluster.parse(rendered.hcl)
             # Counts set through the scale API survive a re-registration.
@@ -159,6 +165,20 @@ class Placer:
                                            modify_index=index, engine=rendered.engine.value)
         log.info("job registered", extra={"task_group_id": group_id, "job": job_id_for(group),
                                           "engine": rendered.engine.value})
+
+    async def replace_count(self, group_id: str, count: int) -> None:
+        """Register the job again with ``count`` replicas: a new version, which cancels a
+        deployment that cannot progress ("Cancelled due to newer version of job")."""
+        rendered = await self.render(group_id, count=count)
+        job = await self.cluster.parse(rendered.hcl)
+        current = await self.cluster.job(job_id_for(rendered.group))
+        result = await self.cluster.register(
+            job, modify_index=int((current or {}).get("JobModifyIndex") or 0),
+            preserve_counts=False)
+        async with self.db.transaction() as conn:
+            await rows.record_registration(conn, group_id, job_id=job_id_for(rendered.group),
+                                           modify_index=int(result.get("JobModifyIndex") or 0),
+                                           engine=rendered.engine.value)
 
     async def purge(self, job_id: str) -> None:
         await self.cluster.deregister(job_id, purge=True)
@@ -200,6 +220,9 @@ class Placer:
             model_path=model_in, served_name=group.model_name, port=group.ports[0].container,
             gpus=max(1, gpus), sleep=group.idle_timeout_minutes > 0 and spec.sleep_api is not None,
             cpu_only=cpu_only), group.command)
+        # The version's own engine arguments and environment (domain/versions.py) last.
+        launch = replace(launch, args=(*launch.args, *group.engine_args),
+                         env={**launch.env, **group.env})
         placement = Placement(
             launch=launch, vendor=vendor, gpus_per_task=max(1, gpus), vram_per_gpu_mb=per_gpu,
             vram_note=note, engine=requested.value, model_in_container=model_in,

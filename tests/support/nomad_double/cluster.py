@@ -21,6 +21,7 @@ from .fleet import DYNAMIC_META_PREFIX
 from .gotypes import now_ns
 from .objects import ACTIVE_DEPLOYMENT, new_eval, register_response
 from .reconcile import Outcome
+from .revert import reverted_job
 from .runners import Runner
 from .scheduler import Defer, Scheduler
 from .state import JobKey, Store
@@ -42,6 +43,7 @@ class Cluster:
         self.scheduler = Scheduler(self.store, random.Random(seed), defer,
                                    placed=self._placed, stopped=self._stopped)
         self.client = ClientSide(self.store, self.scheduler)
+        self.scheduler.revert = self._revert
         self.runner = runner
         self.static_meta: dict[str, dict[str, str]] = {}
         self.dynamic_meta: dict[str, dict[str, str | None]] = {}
@@ -202,6 +204,19 @@ class Cluster:
         self.store.commit(txn)
         self._run(evaluation)
         return register_response(evaluation["ID"], txn.index, job["JobModifyIndex"], txn.index)
+
+    def _revert(self, stable: Json) -> None:
+        """Auto-revert: the last stable version registered again, as a new version."""
+        job = reverted_job(stable)
+        existing = self.store.jobs.get((job["Namespace"], job["ID"]))
+        txn = self.store.begin("JobRegistered")
+        self._store_version(txn.index, job, existing)
+        evaluation = new_eval(job, "job-register")
+        evaluation["JobModifyIndex"] = txn.index
+        self.store.put_job(txn, job, new_version=True)
+        self.store.put_eval(txn, evaluation)
+        self.store.commit(txn)
+        self._run(evaluation)
 
     def _store_version(self, index: int, job: Json, existing: Json | None) -> None:
         job["Version"] = existing["Version"] + 1 if existing else 0

@@ -21,6 +21,7 @@ from .objects import ACTIVE_DEPLOYMENT, new_eval
 from .placement import Placer
 from .plan import Plan
 from .reconcile import Outcome, Reconciler
+from .revert import revert_target
 from .state import JobKey, Store
 
 Json = dict[str, Any]
@@ -44,6 +45,7 @@ class Scheduler:
         self.progress_by: dict[str, int] = {}
         self._queue: deque[str] = deque()
         self._busy = False
+        self.revert: Callable[[Json], None] | None = None  # the cluster's re-registration
 
     # -- queue -----------------------------------------------------------------------------
 
@@ -274,7 +276,9 @@ class Scheduler:
     def set_deployment_status(self, deployment_id: str, status: str, description: str) -> Json:
         store = self.store
         updated = copy.deepcopy(store.deployments[deployment_id])
-        updated.update(Status=status, StatusDescription=description, ModifyTime=now_ns())
+        target, suffix = revert_target(store, updated) if status == "failed" else (None, "")
+        updated.update(Status=status, StatusDescription=description + suffix,
+                       ModifyTime=now_ns())
         key = (updated["Namespace"], updated["JobID"])
         txn = store.begin("DeploymentStatusUpdate")
         store.put_deployment(txn, updated)
@@ -294,6 +298,8 @@ class Scheduler:
         if evaluation is not None:
             self.enqueue(evaluation["ID"])
             self.run()
+        if target is not None and self.revert is not None:
+            self.revert(target)
         return updated
 
     def create_eval(self, job: Json, triggered_by: str, deployment_id: str = "",
