@@ -162,12 +162,15 @@ def _content_type(raw: bytes | None, default: str) -> str:
 
 def _headers(call: Call, route: Route, backend: Backend, upstream_s: float) -> dict[str, str]:
     added = perf_counter() - call.started - upstream_s
-    return {
+    headers = {
         "x-heteroflow-route-version": route.version,
         "x-heteroflow-backend": backend.id,
         "x-heteroflow-overhead-ms": f"{max(0.0, added) * 1000:.3f}",
         "x-request-id": call.request_id,
     }
+    if call.panic:
+        headers["x-heteroflow-panic"] = "1"
+    return headers
 
 
 def _observe(rt: GatewayRuntime, call: Call, status: int, upstream_s: float) -> None:

@@ -61,6 +61,9 @@ class GatewaySettings(BaseSettings):
     key_cache_size: int = Field(default=100_000, ge=16)
     cooldown_s: float = Field(default=5.0, ge=0)
     failures_before_cooldown: int = Field(default=3, ge=1)
+    # A backend whose health probe times out stays in while a real request to it succeeded
+    # this recently: busy is not dead.
+    busy_grace_s: float = Field(default=15.0, ge=0)
 
     # Wake on request.
     wake_timeout_s: float = Field(default=60.0, gt=0)

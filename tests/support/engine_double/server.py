@@ -16,7 +16,7 @@ Test-only control (never part of vLLM):
     POST /_control          JSON: mode (ok | error500 | status429 | close | hang | die_mid_stream),
                             latency_s (before the first token), token_rate (tokens/s, 0 = at
                             once), tokens (per answer), die_after (tokens before dying),
-                            healthy (bool), wake_delay_s
+                            healthy (bool), health_delay_s (a slow /health), wake_delay_s
     GET  /_stats            requests seen, the last body and headers, in flight, sleeping
     POST /_reset            counters back to zero
 
@@ -48,6 +48,7 @@ class Engine:
         self.tokens = 4
         self.die_after = 2
         self.healthy = True
+        self.health_delay_s = 0.0
         self.sleeping = False
         self.wake_delay_s = 0.0
         self.requests = 0
@@ -78,6 +79,8 @@ class Engine:
     # -- vLLM surface ----------------------------------------------------------------------
 
     async def health(self, _: web.Request) -> web.Response:
+        if self.health_delay_s:
+            await asyncio.sleep(float(self.health_delay_s))
         return web.Response(status=200 if self.healthy else 503)
 
     async def models(self, _: web.Request) -> web.Response:
@@ -133,7 +136,7 @@ class Engine:
         if "mode" in body and body["mode"] not in MODES:
             return web.json_response({"error": f"mode must be one of {MODES}"}, status=400)
         for field in ("mode", "latency_s", "token_rate", "tokens", "die_after", "healthy",
-                      "wake_delay_s", "sleeping"):
+                      "health_delay_s", "wake_delay_s", "sleeping"):
             if field in body:
                 setattr(self, field, body[field])
         return web.json_response({"ok": True})
