@@ -20,6 +20,7 @@ from sanic.helpers import has_message_body
 from sanic.response import HTTPResponse
 
 from gateway.domain import Route
+from gateway.error_bodies import safe_error_body
 from gateway.pool import Backend
 from gateway.upstream import Response, UpstreamError
 from gateway.usage import TAIL_BYTES, usage_in
@@ -133,6 +134,10 @@ def _whole(rt: GatewayRuntime, call: Call, route: Route, backend: Backend, resp:
     status = resp.status
     headers = _headers(call, route, backend, upstream_s)
     content_type = resp.header(b"content-type")
+    if status >= 400:
+        # Engines put tracebacks and their file paths in errors; the client gets neither.
+        body = safe_error_body(body, status)
+        content_type = None
     if status == 429 or status >= 500:
         retry_after = resp.header(b"retry-after")
         if retry_after is not None:

@@ -33,6 +33,7 @@ from gateway.errors import (
     RequestTimeout,
 )
 from gateway.openai.requests import parse_request
+from gateway.openai.shapes import check_shape
 from gateway.proxy import Call, forward
 from gateway.runtime import GatewayRuntime
 from gateway.settings import GatewaySettings
@@ -123,6 +124,7 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
         if not snapshot.allowed(grant, model):
             raise ModelNotAllowed(f"this API key may not use the model {model!r}",
                                   param="model")
+        check_shape(suffix, parsed.body)
         label = model
         key_id = grant.key_id
         _admit(rt, key_id)

@@ -16,7 +16,8 @@ Test-only control (never part of vLLM):
     POST /_control          JSON: mode (ok | error500 | status429 | close | hang | die_mid_stream),
                             latency_s (before the first token), token_rate (tokens/s, 0 = at
                             once), tokens (per answer), die_after (tokens before dying),
-                            healthy (bool), health_delay_s (a slow /health), wake_delay_s
+                            healthy (bool), health_delay_s (a slow /health), wake_delay_s,
+                            error_text (the message of error500, as an engine's traceback)
     GET  /_stats            requests seen, the last body and headers, in flight, sleeping
     POST /_reset            counters back to zero
 
@@ -49,6 +50,7 @@ class Engine:
         self.die_after = 2
         self.healthy = True
         self.health_delay_s = 0.0
+        self.error_text = ""
         self.sleeping = False
         self.wake_delay_s = 0.0
         self.requests = 0
@@ -136,7 +138,7 @@ class Engine:
         if "mode" in body and body["mode"] not in MODES:
             return web.json_response({"error": f"mode must be one of {MODES}"}, status=400)
         for field in ("mode", "latency_s", "token_rate", "tokens", "die_after", "healthy",
-                      "health_delay_s", "wake_delay_s", "sleeping"):
+                      "health_delay_s", "wake_delay_s", "sleeping", "error_text"):
             if field in body:
                 setattr(self, field, body[field])
         return web.json_response({"ok": True})
@@ -174,7 +176,7 @@ class Engine:
         if self.mode == "hang":
             await asyncio.sleep(3600)
         if self.mode == "error500":
-            return _error(500, f"{self.name} is broken")
+            return _error(500, self.error_text or f"{self.name} is broken")
         if self.mode == "status429":
             return _error(429, f"{self.name} is overloaded")
         if self.sleeping:
