@@ -110,6 +110,7 @@ class Route:
     served_model: str  # what the body's "model" becomes
     group_id: str | None = None
     external: External | None = None
+    first_byte_s: float | None = None  # None: the gateway's first_byte_timeout_s
 
     @property
     def pool_key(self) -> str:

@@ -73,7 +73,7 @@ async def relay_plain(rt: GatewayRuntime, call: Call, route: Route, backend: Bac
                       data: bytes) -> Answer:
     sent = perf_counter()
     resp = await rt.client.request(backend.origin, data, stream=False,
-                                   wait_s=rt.settings.upstream_timeout_s)
+                                   wait_s=first_byte_s(rt, route))
     upstream_s = perf_counter() - sent
     body = resp.body()
     response = _whole(rt, call, route, backend, resp, body, upstream_s)
@@ -84,7 +84,8 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
                        backend: Backend, data: bytes) -> Answer:
     wait_s = rt.settings.upstream_timeout_s
     sent = perf_counter()
-    resp = await rt.client.request(backend.origin, data, stream=True, wait_s=wait_s)
+    first_s = first_byte_s(rt, route)
+    resp = await rt.client.request(backend.origin, data, stream=True, wait_s=first_s)
     try:
         if resp.status != 200:
             # An error instead of a stream: small JSON, relayed whole (and maybe retried).
@@ -94,7 +95,8 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
             body = b"".join(parts)
             response = _whole(rt, call, route, backend, resp, body, perf_counter() - sent)
             return Answer(response, resp.status, None)
-        first = await resp.next_chunk(wait_s)
+        # The first chunk within the same bound: until then the client saw nothing.
+        first = await resp.next_chunk(max(0.001, first_s - (perf_counter() - sent)))
         upstream_s = perf_counter() - sent
         rt.pool.report_success(backend)
         content_type = resp.header(b"content-type")
@@ -127,6 +129,13 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
         return Answer(None, 200, usage_in(b"".join(tail)), failed=failed)
     finally:
         resp.abort()  # a no-op when complete; closes the connection otherwise
+
+
+def first_byte_s(rt: GatewayRuntime, route: Route) -> float:
+    """The bound on an attempt's time to its first byte: the route's, else the gateway's."""
+    settings = rt.settings
+    bound = route.first_byte_s or settings.first_byte_timeout_s
+    return min(bound, settings.upstream_timeout_s)
 
 
 def _whole(rt: GatewayRuntime, call: Call, route: Route, backend: Backend, resp: Response,

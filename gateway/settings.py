@@ -52,6 +52,10 @@ class GatewaySettings(BaseSettings):
     # Timeouts.
     connect_timeout_s: float = Field(default=3.0, gt=0)
     upstream_timeout_s: float = Field(default=600.0, gt=0)  # to first byte, and between bytes
+    # To the first byte of an answer (a stream's first chunk), unless the route sets its own;
+    # generous, as a long prompt on a slow engine takes long before its first token. Never
+    # more than upstream_timeout_s. Past it the attempt is retried on the next backend.
+    first_byte_timeout_s: float = Field(default=300.0, gt=0)
     request_timeout_s: float = Field(default=30.0, gt=0)  # a client's time to send its request
     keep_alive_timeout_s: float = Field(default=30.0, gt=0)
 

@@ -42,7 +42,7 @@ _TASKS = (
 )
 _ROUTES = (
     "SELECT id, model_name, task_group_id, priority, weight, version, algorithm,"
-    " upstream_url, upstream_key_encrypted, upstream_model"
+    " upstream_url, upstream_key_encrypted, upstream_model, first_byte_timeout_s"
     " FROM model_routes WHERE status = 'active'"
 )
 _KEY = ("SELECT key_hash, id, endpoint_id FROM api_keys"
@@ -155,7 +155,8 @@ def _route_from_row(r: DictRow, groups: dict[str, Group],
     algorithm = r["algorithm"]
     common: dict[str, Any] = {"id": r["id"], "model_name": r["model_name"],
                               "version": header_safe(r["version"]), "priority": r["priority"],
-                              "weight": r["weight"]}
+                              "weight": r["weight"],
+                              "first_byte_s": r.get("first_byte_timeout_s")}
     if r["task_group_id"] is not None:
         group = groups.get(r["task_group_id"])
         if group is None:
