@@ -56,4 +56,7 @@ async def _handle(request: Request, exc: Exception) -> HTTPResponse:
     body = error.to_body()
     if request_id:
         body["error"]["request_id"] = request_id
-    return json(body, status=error.status)
+    status = error.status
+    if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
+        status = exc.status_code  # 408 (too slow), 431 (headers too large): its own status
+    return json(body, status=status)

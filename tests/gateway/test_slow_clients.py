@@ -1,0 +1,113 @@
+"""Slow clients (slowloris): the whole request, headers and body, must arrive within the
+request timeout, on both entry points (the standalone gateway and `heteroflow up`); past it
+the client gets a 408 and the connection is closed."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.gateway_harness import Stack, wait_until
+from tests.support.pg import free_port, fresh_database
+
+BOUND_S = "2"
+# Far more trickle than the bound allows: a server that only times out idle gaps would
+# receive all of it and answer something other than a 408.
+TRICKLE = 150
+GAP_S = 0.1
+
+
+@pytest.fixture(scope="module")
+def stack(pg: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("gw-slow"), fresh_database(pg),
+              HETEROFLOW_REQUEST_TIMEOUT_S=BOUND_S)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home, port = tmp_path_factory.mktemp("up-slow"), free_port()
+    env = {**os.environ, "HETEROFLOW_HOME": str(home), "HETEROFLOW_REQUEST_TIMEOUT_S": BOUND_S}
+    env.pop("HETEROFLOW_DATABASE_URL", None)
+    log = (home / "up.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli.main", "up", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: proc.poll() is None and httpx.get(base + "/healthz", timeout=1)
+                   .status_code == 200, timeout=120, what="heteroflow up")
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def trickle(base: str, head: bytes, slow: bytes) -> bytes:
+    """Send ``head`` at once, then ``slow`` one byte at a time until the server says
+    something; what it said until it closed the connection."""
+    host, port = base.removeprefix("http://").split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head)
+        for byte in slow:
+            # Stop sending once an answer is there: bytes sent to a closed socket would make
+            # the kernel reset the connection and drop the answer unread.
+            readable, _, _ = select.select([sock], [], [], GAP_S)
+            if readable:
+                break
+            sock.sendall(bytes([byte]))
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except OSError:
+            pass
+    return answer
+
+
+def slow_headers(base: str, path: str) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode()
+    return trickle(base, head, b"X-Slow: " + b"a" * TRICKLE + b"\r\n\r\n")
+
+
+def slow_body(base: str, path: str, key: str) -> bytes:
+    body = b'{"model": "m", "messages": [], "pad": "' + b"a" * TRICKLE + b'"}'
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return trickle(base, head, body)
+
+
+def test_standalone_gateway_bounds_headers_and_body(stack: Stack) -> None:
+    answer = slow_headers(stack.gateway.url, "/v1/chat/completions")
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    group = stack.world.add_group("slow-body")
+    answer = slow_body(stack.gateway.url, "/v1/chat/completions", group.key)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"request_timeout" in answer
+    # Everyone else is served meanwhile and after.
+    assert httpx.get(stack.gateway.url + "/gateway/health", timeout=10).status_code == 200
+
+
+@pytest.mark.slow
+def test_up_bounds_headers_on_gateway_and_rest_paths(up: str) -> None:
+    for path in ("/v1/chat/completions", "/api/v1/task-groups"):
+        answer = slow_headers(up, path)
+        assert answer.startswith(b"HTTP/1.1 408"), (path, answer[:200])
