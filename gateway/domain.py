@@ -184,10 +184,7 @@ def build_snapshot(groups: list[Group], routes: list[Route],
                   if r.group_id is not None and by_id[r.group_id].sleeping_tasks}
         if sleepy:
             asleep[model] = tuple(sleepy.values())
-    models_of_group: dict[str, set[str]] = {g.id: {g.model_name} for g in groups}
-    for route in kept:
-        if route.group_id is not None:
-            models_of_group[route.group_id].add(route.model_name)
+    models_of_group = _models_of_groups(groups, kept)
     return Snapshot(
         tiers=MappingProxyType(tiers),
         groups=MappingProxyType(by_id),
@@ -198,6 +195,22 @@ def build_snapshot(groups: list[Group], routes: list[Route],
         asleep=MappingProxyType(asleep),
         problems=tuple(notes),
     )
+
+
+def _models_of_groups(groups: list[Group], routes: list[Route]) -> dict[str, set[str]]:
+    """What a key of each group's endpoint may call (docs/gateway-scoping.md).
+
+    A model that is some group's own ``model_name`` belongs to those groups: their keys, and
+    only theirs, may call it, whatever other routes it has (a route lending another group's
+    capacity to it widens who serves it, never who may call it). A model that is no group's
+    own (an alias such as ``moving``) may be called by the keys of the groups its routes
+    target."""
+    owned = {g.model_name for g in groups}
+    models: dict[str, set[str]] = {g.id: {g.model_name} for g in groups}
+    for route in routes:
+        if route.group_id is not None and route.model_name not in owned:
+            models[route.group_id].add(route.model_name)
+    return models
 
 
 def _tiers_of(routes: list[Route]) -> tuple[Tier, ...]:
