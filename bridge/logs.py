@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 
+from gateway.redact import CredentialFilter
+
 _SECRET_KEYS = ("token", "api_key", "authorization", "password", "secret")
 
 
@@ -54,6 +56,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(CredentialFilter())  # credentials in logged URLs and headers
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from gateway.redact import CredentialFilter
+
 _SECRET_WORDS = ("token", "api_key", "authorization", "password", "secret", "key_hash")
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -42,6 +44,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(CredentialFilter())  # ?api_key= in a URL, a header echoed in an error
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -4,20 +4,17 @@ the client gets a 408 and the connection is closed."""
 
 from __future__ import annotations
 
-import os
 import select
-import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.gateway_harness import Stack, wait_until
-from tests.support.pg import free_port, fresh_database
+from tests.support.gateway_harness import Stack
+from tests.support.pg import fresh_database
+from tests.support.up_process import up_process
 
 BOUND_S = "2"
 # Far more trickle than the bound allows: a server that only times out idle gaps would
@@ -38,27 +35,9 @@ def stack(pg: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home, port = tmp_path_factory.mktemp("up-slow"), free_port()
-    env = {**os.environ, "HETEROFLOW_HOME": str(home), "HETEROFLOW_REQUEST_TIMEOUT_S": BOUND_S}
-    env.pop("HETEROFLOW_DATABASE_URL", None)
-    log = (home / "up.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli.main", "up", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: proc.poll() is None and httpx.get(base + "/healthz", timeout=1)
-                   .status_code == 200, timeout=120, what="heteroflow up")
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    with up_process(tmp_path_factory.mktemp("up-slow"),
+                    HETEROFLOW_REQUEST_TIMEOUT_S=BOUND_S) as server:
+        yield server.url
 
 
 def trickle(base: str, head: bytes, slow: bytes) -> bytes:
