@@ -40,6 +40,7 @@ class BoundedHttpProtocol(HttpProtocol):
                 and monotonic() - self._request_began > self.request_timeout):
             http.exception = RequestTimeout("the request was not received in time")
             http.keep_alive = False
+            http.request_body = None  # abandoned: not drained after the 408, just closed
             self._request_began = 0.0
             if sys.version_info < (3, 14):
                 self._task.cancel("the request was not received in time")

@@ -24,6 +24,7 @@ from sanic.response import HTTPResponse, json, raw
 
 from gateway.errors import (
     GatewayError,
+    HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     ModelNotAllowed,
@@ -213,6 +214,8 @@ def translate(exc: Exception, request: Request) -> GatewayError:
     if isinstance(exc, sanic_exc.MethodNotAllowed):
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     if isinstance(exc, sanic_exc.PayloadTooLarge):
+        if is_header_overflow(exc):
+            return HeadersTooLarge("the request headers are too large")
         return PayloadTooLarge("the request body is too large")
     if isinstance(exc, sanic_exc.RequestTimeout):
         return RequestTimeout("the request was not received in time")
@@ -220,6 +223,11 @@ def translate(exc: Exception, request: Request) -> GatewayError:
         return InvalidRequest(str(exc) or "bad request")
     log.error("request failed", exc_info=exc, extra={"path": request.path})
     return GatewayError("internal error in the gateway; its log has the details")
+
+
+def is_header_overflow(exc: Exception) -> bool:
+    """Sanic says "too large" for headers and bodies alike (413); only its message tells."""
+    return "header" in str(exc).lower()
 
 
 def _count_error(rt: GatewayRuntime, label: str, exc: GatewayError, started: float) -> None:

@@ -1,6 +1,6 @@
-"""Slow clients (slowloris): the whole request, headers and body, must arrive within the
-request timeout, on both entry points (the standalone gateway and `heteroflow up`); past it
-the client gets a 408 and the connection is closed."""
+"""Hostile clients at both entry points (the standalone gateway and `heteroflow up`): the
+whole request, headers and body, must arrive within the request timeout (else 408 and the
+connection closed: slowloris); oversized headers are a 431, not "the body is too large"."""
 
 from __future__ import annotations
 
@@ -90,3 +90,19 @@ def test_up_bounds_headers_on_gateway_and_rest_paths(up: str) -> None:
     for path in ("/v1/chat/completions", "/api/v1/task-groups"):
         answer = slow_headers(up, path)
         assert answer.startswith(b"HTTP/1.1 408"), (path, answer[:200])
+
+
+def huge_headers(base: str) -> httpx.Response:
+    return httpx.get(base + "/v1/models", timeout=10,
+                     headers={f"X-Pad-{i}": "p" * 1000 for i in range(20)})
+
+
+def test_standalone_gateway_oversized_headers_are_431(stack: Stack) -> None:
+    r = huge_headers(stack.gateway.url)
+    assert r.status_code == 431, r.text
+    assert r.json()["error"]["code"] == "request_headers_too_large"
+
+
+@pytest.mark.slow
+def test_up_oversized_headers_are_431(up: str) -> None:
+    assert huge_headers(up).status_code == 431
