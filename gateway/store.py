@@ -65,6 +65,13 @@ _USAGE_UPSERT = (
     " completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens"
 )
 
+# Only ever forward: replicas flushing out of order never move a key's last use back.
+_KEYS_TOUCH = (
+    "UPDATE api_keys AS a SET last_used_at = to_timestamp(x.t)"
+    " FROM unnest(%s::text[], %s::float8[]) AS x(id, t)"
+    " WHERE a.id = x.id AND (a.last_used_at IS NULL OR a.last_used_at < to_timestamp(x.t))"
+)
+
 KEY_LOOKUP_WAIT_S = 3.0
 UsageRow = tuple[int, str, str, str, int, int, int, int]  # minute (unix s) first
 WorldRows = tuple[list[DictRow], list[DictRow], list[DictRow]]
@@ -114,14 +121,20 @@ class Store:
         assert row is not None
         return (row["n"], row["revoked"], row["created"], row["last_revoked"])
 
-    async def add_usage(self, rows: Iterable[UsageRow]) -> None:
+    async def add_usage(self, rows: Iterable[UsageRow],
+                        last_used: dict[str, float] | None = None) -> None:
+        """Usage rows and keys' last use, in one transaction per flush (never per request)."""
         # Sorted by primary key, so concurrent replicas lock rows in one order (no deadlock).
         ordered = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
-        if not ordered:
+        used = sorted((last_used or {}).items())
+        if not ordered and not used:
             return
-        columns = list(zip(*ordered, strict=True))
-        async with self._pool.connection() as conn:
-            await conn.execute(_USAGE_UPSERT, [list(c) for c in columns])
+        async with self._pool.connection() as conn, conn.transaction():
+            if ordered:
+                columns = list(zip(*ordered, strict=True))
+                await conn.execute(_USAGE_UPSERT, [list(c) for c in columns])
+            if used:
+                await conn.execute(_KEYS_TOUCH, ([k for k, _ in used], [t for _, t in used]))
 
 
 def snapshot_from_rows(world: WorldRows, box: UpstreamKeyBox) -> Snapshot:
