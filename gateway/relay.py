@@ -22,6 +22,7 @@ from sanic.response import HTTPResponse
 from gateway.domain import Route
 from gateway.error_bodies import safe_error_body
 from gateway.pool import Backend
+from gateway.stream_usage import DONE, count_tokens, stream_id, usage_event
 from gateway.upstream import Response, UpstreamError
 from gateway.usage import TAIL_BYTES, usage_in
 
@@ -110,7 +111,12 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
         kept = 0
         chunk = first
         failed = False
+        relayed = 0  # tokens, counted as stream_usage says, for engines that send no usage
+        wants_usage = _wants_usage(call)
         while chunk is not None:
+            relayed += count_tokens(chunk)
+            if wants_usage and DONE in chunk:
+                chunk = await _usage_before_done(stream, call, tail, chunk, relayed)
             await stream.send(chunk)
             tail.append(chunk)
             kept += len(chunk)
@@ -126,9 +132,33 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
                 await stream.send(_error_event(exc))
                 break
         await stream.eof()
-        return Answer(None, 200, usage_in(b"".join(tail)), failed=failed)
+        found = usage_in(b"".join(tail))
+        return Answer(None, 200, found if found is not None else (0, relayed), failed=failed)
     finally:
         resp.abort()  # a no-op when complete; closes the connection otherwise
+
+
+def _wants_usage(call: Call) -> bool:
+    options = call.parsed.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+async def _usage_before_done(stream: Any, call: Call, tail: deque[bytes], chunk: bytes,
+                             relayed: int) -> bytes:
+    """The client asked for usage: if the engine sent none, ours goes just before [DONE].
+    Returns what of ``chunk`` is left to send."""
+    at = chunk.find(DONE)
+    before = chunk[:at]
+    seen = b"".join(tail) + before
+    if usage_in(seen) is not None:
+        return chunk
+    if before:
+        await stream.send(before)
+        tail.append(before)
+    ident = stream_id(seen) or call.request_id
+    await stream.send(usage_event(ident, call.model, relayed,
+                                  chat=call.suffix == "/chat/completions"))
+    return chunk[at:]
 
 
 def first_byte_s(rt: GatewayRuntime, route: Route) -> float:

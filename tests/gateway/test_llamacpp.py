@@ -114,3 +114,14 @@ class TestLlamaCppHostile:
         done = sdk(stack, engine).chat.completions.create(
             model="smollm2", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
         assert done.choices
+
+    def test_stream_usage_is_counted_when_the_engine_sends_none(
+            self, stack: Stack, engine: Group) -> None:
+        chunks = list(sdk(stack, engine).chat.completions.create(
+            model="smollm2", max_tokens=6, temperature=0, stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "Say hello."}]))
+        usage = chunks[-1].usage
+        assert usage is not None and chunks[-1].choices == []
+        texts = [c for c in chunks if c.choices and c.choices[0].delta.content]
+        assert usage.completion_tokens == len(texts) > 0
