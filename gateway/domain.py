@@ -111,6 +111,7 @@ class Route:
     group_id: str | None = None
     external: External | None = None
     first_byte_s: float | None = None  # None: the gateway's first_byte_timeout_s
+    endpoint_id: str | None = None  # an external route's own endpoint (its keys')
 
     @property
     def pool_key(self) -> str:
@@ -147,12 +148,24 @@ class Snapshot:
     # model -> its routes' groups that have sleeping or waking tasks (absent: none asleep)
     asleep: Mapping[str, tuple[Group, ...]] = field(default_factory=dict)
     problems: tuple[str, ...] = ()  # rows skipped, each with its reason
+    # An external route's endpoint -> that route, as the one tier its keys are served by.
+    own_tiers: Mapping[str, tuple[Tier, ...]] = field(default_factory=dict)
 
     def allowed(self, grant: KeyGrant, model: str) -> bool:
+        own = self.own_tiers.get(grant.endpoint_id)
+        if own is not None:
+            return own[0].routes[0].model_name == model
         group_id = self.group_of_endpoint.get(grant.endpoint_id)
         return group_id is not None and model in self.models_of_group.get(group_id, ())
 
+    def tiers_for(self, grant: KeyGrant, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        """The plan's tiers for an allowed key: an external route's keys get that route."""
+        return self.own_tiers.get(grant.endpoint_id, tiers)
+
     def models_for(self, grant: KeyGrant) -> list[str]:
+        own = self.own_tiers.get(grant.endpoint_id)
+        if own is not None:
+            return [own[0].routes[0].model_name]
         group_id = self.group_of_endpoint.get(grant.endpoint_id)
         if group_id is None:
             return []
@@ -194,6 +207,8 @@ def build_snapshot(groups: list[Group], routes: list[Route],
         routes=tuple(kept),
         asleep=MappingProxyType(asleep),
         problems=tuple(notes),
+        own_tiers=MappingProxyType({r.endpoint_id: _tiers_of([r]) for r in kept
+                                    if r.external is not None and r.endpoint_id}),
     )
 
 

@@ -42,7 +42,9 @@ _TASKS = (
 )
 _ROUTES = (
     "SELECT id, model_name, task_group_id, priority, weight, version, algorithm,"
-    " upstream_url, upstream_key_encrypted, upstream_model, first_byte_timeout_s"
+    " upstream_url, upstream_key_encrypted, upstream_model, first_byte_timeout_s,"
+    " (SELECT e.id FROM inference_endpoints e WHERE e.model_route_id = model_routes.id)"
+    " AS endpoint_id"
     " FROM model_routes WHERE status = 'active'"
 )
 _KEY = ("SELECT key_hash, id, endpoint_id FROM api_keys"
@@ -190,7 +192,7 @@ def _route_from_row(r: DictRow, groups: dict[str, Group],
             return None, f"route {r['id']} skipped: its upstream key has control characters"
     external = External(url=r["upstream_url"], origin=origin, base_path=base_path,
                         api_key=api_key)
-    return Route(**common, algorithm=_algorithm(algorithm),
+    return Route(**common, algorithm=_algorithm(algorithm), endpoint_id=r.get("endpoint_id"),
                  served_model=r["upstream_model"] or r["model_name"], external=external), ""
 
 

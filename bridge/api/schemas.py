@@ -310,6 +310,9 @@ class RouteOut(Out):
     id: str
     model_name: str
     task_group_id: str | None
+    endpoint_id: str | None = Field(
+        default=None, description="an external route's endpoint: its API keys are made at "
+                                  "/endpoints/{endpoint_id}/api-keys")
     upstream_url: str | None
     upstream_model: str | None
     has_upstream_key: bool
@@ -326,7 +329,7 @@ class RouteOut(Out):
 class EndpointOut(Out):
     id: str
     name: str
-    task_group_id: str
+    task_group_id: str | None = Field(description="None: the endpoint of an external route")
     protocol: str
     port: int
     algorithm: Algorithm

@@ -60,6 +60,8 @@ async def create_route(
                 upstream_model=upstream_model,
             )
             await route_rows.insert_route(conn, route, upstream_key_sealed=sealed)
+            if upstream_url is not None:  # callable with keys of its own, like a service
+                await route_rows.insert_route_endpoint(conn, route.id, ids.new_endpoint_id())
             await audit.append(
                 conn, actor=actor.principal, action="model_route.create",
                 object_type="model_route", object_id=route.id, request_id=actor.request_id,

@@ -125,6 +125,7 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
         if not snapshot.allowed(grant, model):
             raise ModelNotAllowed(f"this API key may not use the model {model!r}",
                                   param="model")
+        tiers = snapshot.tiers_for(grant, tiers)
         check_shape(suffix, parsed.body)
         label = model
         key_id = grant.key_id
