@@ -14,13 +14,13 @@ from bridge.storage.task_groups import health_to_json
 _COLUMNS = (
     "id, model_name, task_group_id, engine, priority, weight, version, algorithm, status,"
     " created_at, updated_at, upstream_url, upstream_model,"
-    " upstream_key_encrypted IS NOT NULL AS has_upstream_key,"
+    " upstream_key_encrypted IS NOT NULL AS has_upstream_key, first_byte_timeout_s,"
     " (SELECT e.id FROM inference_endpoints e WHERE e.model_route_id = model_routes.id)"
     " AS endpoint_id"
 )
 # Fields a route update may change; anything else is fixed at creation.
 UPDATABLE = ("priority", "weight", "version", "algorithm", "status", "upstream_url",
-             "upstream_model", "upstream_key_encrypted")
+             "upstream_model", "upstream_key_encrypted", "first_byte_timeout_s")
 
 
 def row_to_route(row: DictRow) -> ModelRoute:
@@ -40,6 +40,7 @@ def row_to_route(row: DictRow) -> ModelRoute:
         upstream_model=row["upstream_model"],
         has_upstream_key=row["has_upstream_key"],
         endpoint_id=row["endpoint_id"],
+        first_byte_timeout_s=row["first_byte_timeout_s"],
     )
 
 
@@ -47,11 +48,11 @@ async def insert_route(conn: Conn, r: ModelRoute, *, upstream_key_sealed: str | 
                        ) -> None:
     await conn.execute(
         "INSERT INTO model_routes (id, model_name, task_group_id, engine, priority, weight,"
-        " version, algorithm, status, upstream_url, upstream_model, upstream_key_encrypted)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " version, algorithm, status, upstream_url, upstream_model, upstream_key_encrypted,"
+        " first_byte_timeout_s) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (r.id, r.model_name, r.task_group_id, r.engine, r.priority, r.weight, r.version,
          r.algorithm.value if r.algorithm else None, r.status, r.upstream_url,
-         r.upstream_model, upstream_key_sealed),
+         r.upstream_model, upstream_key_sealed, r.first_byte_timeout_s),
     )
 
 

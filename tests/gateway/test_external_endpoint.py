@@ -59,3 +59,18 @@ async def test_external_route_has_an_endpoint_and_keys(admin: Any, procs: Any) -
         # Its keys reach its route only; other keys do not reach it.
         assert (await chat(key, service["model_name"])).status_code in (403, 404)
         assert (await chat(other_key, model)).status_code == 403
+
+
+async def test_a_routes_first_byte_bound_is_set_through_the_api(admin: Any) -> None:
+    r = await admin.post("/model-routes", json={
+        "model_name": unique("bounded"), "upstream_url": "http://127.0.0.1:9/v1",
+        "first_byte_timeout_s": 2.5})
+    assert r.status_code == 201, r.text
+    assert r.json()["first_byte_timeout_s"] == 2.5
+    r = await admin.put(f"/model-routes/{r.json()['id']}", json={"first_byte_timeout_s": 90})
+    assert r.status_code == 200, r.text
+    assert r.json()["first_byte_timeout_s"] == 90
+    r = await admin.post("/model-routes", json={
+        "model_name": unique("bounded"), "upstream_url": "http://127.0.0.1:9/v1",
+        "first_byte_timeout_s": 0})
+    assert r.status_code in (400, 422), r.text
