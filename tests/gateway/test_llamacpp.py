@@ -118,7 +118,7 @@ class TestLlamaCppHostile:
     def test_stream_usage_is_counted_when_the_engine_sends_none(
             self, stack: Stack, engine: Group) -> None:
         chunks = list(sdk(stack, engine).chat.completions.create(
-            model="smollm2", max_tokens=6, temperature=0, stream=True,
+            model="smollm2", max_tokens=8, temperature=0, stream=True,
             stream_options={"include_usage": True},
             messages=[{"role": "user", "content": "Say hello."}]))
         usage = chunks[-1].usage
