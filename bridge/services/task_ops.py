@@ -173,6 +173,10 @@ async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, act
     except IllegalTransition as exc:
         raise InvalidState(str(exc), details={"status": task.status.value,
                                               "allowed": exc.allowed}) from exc
+    # Lock order: the group's row, then its tasks' rows, as scaling (lock the group, delete
+    # tasks) does. A task row first and the group second (follow_group) deadlocked against
+    # a scale-down while an agent reported.
+    await group_rows.lock_task_group(conn, task.group_id)
     if not await rows.update_task_if(conn, task.id, task.status.value, status=target.value,
                                      status_reason=reason, **extra):
         raise InvalidState(f"task {task.id} changed meanwhile; look again",
