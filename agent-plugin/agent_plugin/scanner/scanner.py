@@ -84,9 +84,12 @@ class ModelScanner:
         removed = sorted(p for p, e in before.items()
                          if e.info is not None and (p not in entries or entries[p].info is None))
         walk.skipped.update({p: e.reason for p, e in entries.items() if e.info is None})
+        roots = {str(r) for r in self.roots}
         for path, reason in sorted(walk.skipped.items()):
             if self.skipped.get(path) != reason:  # said once, not at every rescan
-                log.warning("model skipped", extra={"path": path, "reason": reason})
+                # A default root that does not exist on this node is no news; a model is.
+                level = logging.INFO if path in roots else logging.WARNING
+                log.log(level, "model skipped", extra={"path": path, "reason": reason})
         self.skipped = walk.skipped
         self._entries = entries
         if self.index_path is not None and (entries != before or not self.index_path.exists()):
