@@ -49,6 +49,8 @@ def _translate(exc: Exception, request: Request) -> BridgeError:
     if isinstance(exc, MissingReference):
         return ValidationFailed("a referenced object does not exist",
                                 details={"constraint": exc.constraint})
+    if isinstance(exc, sanic_exc.PayloadTooLarge) and "header" in str(exc).lower():
+        return BadRequest("the request headers are too large")  # answered 431, below
     if isinstance(exc, sanic_exc.PayloadTooLarge):
         return PayloadTooLarge("the request body is too large",
                                details={"limit_bytes": request.app.config.REQUEST_MAX_SIZE})
@@ -87,4 +89,9 @@ async def _handle(request: Request, exc: Exception) -> HTTPResponse:
     if request_id:
         body["error"]["request_id"] = request_id
     headers = {"Allow": ", ".join(allow)} if allow else None
-    return json(body, status=error.status, headers=headers)
+    status = error.status
+    if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
+        status = exc.status_code  # 408 (too slow) and the like: the framework's own status
+    if isinstance(exc, sanic_exc.PayloadTooLarge) and "header" in str(exc).lower():
+        status = 431  # Sanic says 413 for headers too; RFC 6585 says 431
+    return json(body, status=status, headers=headers)

@@ -69,10 +69,13 @@ def run_server(settings: BridgeSettings, *, embedded_allowed: bool, demo: bool =
 
                 attach_demo(app, settings, demo_info)
         _print_banner(settings, admin, one_machine=one_machine, demo=demo_info)
+        from gateway.http_bounds import BoundedHttpProtocol  # slow clients: 408 and close
+
         # a thousand clients connecting at once wait in the kernel's queue, not refused
         # (the kernel caps it at net.core.somaxconn)
         app.run(host=settings.host, port=settings.port, single_process=settings.workers == 1,
-                workers=settings.workers, access_log=True, motd=False, backlog=LISTEN_BACKLOG)
+                workers=settings.workers, access_log=True, motd=False, backlog=LISTEN_BACKLOG,
+                protocol=BoundedHttpProtocol)
         return 0
     finally:
         if embedded is not None:

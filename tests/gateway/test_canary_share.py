@@ -6,16 +6,16 @@ from __future__ import annotations
 import math
 
 from gateway.domain import Group, HealthSpec, Route, build_snapshot
-from gateway.pool import BackendPool, Member
+from gateway.pool import PASSING, BackendPool, Member
 from gateway.routing.select import plan
 from gateway.store import canary_percent
 
 
 def _setup(share: int | None) -> tuple[BackendPool, tuple]:
     pool = BackendPool(cooldown_s=5, failures_before_cooldown=3)
-    pool.set_members("g", [Member("old-0", "127.0.0.1:10001", healthy=True),
-                           Member("old-1", "127.0.0.1:10002", healthy=True),
-                           Member("new-0", "127.0.0.1:10003", healthy=True, canary=True)],
+    pool.set_members("g", [Member("old-0", "127.0.0.1:10001", verdict=PASSING),
+                           Member("old-1", "127.0.0.1:10002", verdict=PASSING),
+                           Member("new-0", "127.0.0.1:10003", verdict=PASSING, canary=True)],
                      canary_percent=share)
     group = Group(id="g", name="g", model_name="m", status="running",
                   algorithm="round_robin", health=HealthSpec(), endpoint_id=None)
