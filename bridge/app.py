@@ -12,7 +12,16 @@ from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bridge.agents.client import AgentClient
-from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, usage, users
+from bridge.api import (
+    api_keys,
+    engines,
+    model_routes,
+    nodes,
+    openapi,
+    task_groups,
+    usage,
+    users,
+)
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
 from bridge.crypto import SecretBox, load_or_create_key
@@ -26,6 +35,7 @@ from bridge.services.placement import Placer
 from bridge.services.users import TokenCache
 from bridge.settings import BridgeSettings
 from bridge.storage.db import Database
+from bridge.webui import install_web_ui
 
 log = logging.getLogger("bridge")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -60,9 +70,10 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.ctx.database_url = database_url
     app.ctx.tokens = TokenCache()
     app.ctx.secrets = SecretBox(load_or_create_key(settings.secret_key, settings.secret_key_file))
-    for module in (task_groups, model_routes, api_keys, users, nodes, usage, openapi):
+    for module in (task_groups, model_routes, api_keys, users, nodes, usage, openapi, engines):
         app.blueprint(module.bp)
     install_error_handlers(app)
+    install_web_ui(app)
 
     @app.before_server_start
     async def open_db(app: Sanic) -> None:  # type: ignore[type-arg]
