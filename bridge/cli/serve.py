@@ -140,10 +140,20 @@ def write_secret_file(path: Path, secret: str) -> None:
     os.chmod(path, 0o600)
 
 
+def _python_command() -> str:
+    """How to run this interpreter from where the user stands (``.venv/bin/python``)."""
+    try:
+        rel = os.path.relpath(sys.executable)
+    except ValueError:
+        return sys.executable
+    return sys.executable if rel.startswith("..") else rel
+
+
 def _print_banner(settings: BridgeSettings, token: str | None, *, one_machine: bool,
                   demo: dict[str, Any]) -> None:
     base = _local_address(settings)
     lines = ["", "HeteroFlow is starting",
+             f"  web UI        {base}/   (sign in with the admin token)",
              f"  REST API      {base}/api/v1   (OpenAPI: {base}/api/v1/openapi.json)"]
     if one_machine:
         lines.append(f"  OpenAI API    {base}/v1")
@@ -155,13 +165,17 @@ def _print_banner(settings: BridgeSettings, token: str | None, *, one_machine: b
                   f"                (shown once; also saved to {settings.admin_token_file}, "
                   "mode 0600)"]
     else:
-        lines.append(f"  admin token   in {settings.admin_token_file}")
+        lines += [f"  admin token   in {settings.admin_token_file}",
+                  f"                (paste it into the web UI: cat {settings.admin_token_file})"]
     lines += ["", f"  export HETEROFLOW_TOKEN=$(cat {settings.admin_token_file})",
               f"  heteroflow -address {base} service list", ""]
     if demo:
+        python = _python_command()
         lines += [
-            f"  demo service  '{demo['name']}' (SmolLM2-135M on the CPU), API key in "
-            f"{demo['key_file']}", "", "  try it with the OpenAI SDK:", "",
+            f"  demo service  '{demo['name']}' (SmolLM2-135M on the CPU; not added to a home "
+            f"that has other services), API key in {demo['key_file']}", "",
+            f"  ask it:  heteroflow chat {demo['name']} \"Say hello.\"", "",
+            f"  or with the OpenAI SDK (installed in this environment; run {python}):", "",
             "    from openai import OpenAI",
             f"    client = OpenAI(base_url=\"{base}/v1\",",
             f"                    api_key=open(\"{demo['key_file']}\").read().strip())",
