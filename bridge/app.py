@@ -23,6 +23,7 @@ from bridge.api import (
     users,
 )
 from bridge.api.errors import install_error_handlers
+from bridge.api.etag import install_etags
 from bridge.api.http import new_request_id
 from bridge.crypto import SecretBox, load_or_create_key
 from bridge.errors import BridgeError
@@ -74,6 +75,7 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
         app.blueprint(module.bp)
     install_error_handlers(app)
     install_web_ui(app)
+    install_etags(app)
 
     @app.before_server_start
     async def open_db(app: Sanic) -> None:  # type: ignore[type-arg]

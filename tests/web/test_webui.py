@@ -107,3 +107,21 @@ async def test_unbuilt_ui_says_how_to_build(tmp_path: Path) -> None:
     async for client in _serve(tmp_path / "missing"):
         r = await client.get("/services")
         assert r.status_code == 200 and "make up" in r.text
+
+
+async def test_api_reads_carry_an_etag_and_answer_304_when_unchanged(admin: httpx.AsyncClient
+                                                                      ) -> None:
+    # The web UI polls the list; an unchanged list costs an empty 304.
+    first = await admin.get("/task-groups")
+    assert first.status_code == 200
+    tag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = await admin.get("/task-groups", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == tag
+    other = await admin.get("/task-groups", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200 and other.json() == first.json()
+    text = await admin.get("/openapi.json")
+    assert text.headers.get("etag")  # any JSON read
+    missing = await admin.get("/task-groups/tg-0-none")
+    assert missing.status_code == 404 and "etag" not in missing.headers
