@@ -13,8 +13,8 @@ const theme = createTheme({ primaryColor: "indigo", fontFamily: "system-ui, sans
 const queries = new QueryClient({
   defaultOptions: {
     queries: {
-      // An expired or revoked token will not start working by asking again.
-      retry: (count, err) => !(err instanceof ApiError && [401, 403, 404].includes(err.status)) && count < 2,
+      // A refusal (bad token, no such object, not renderable) is the same when asked again.
+      retry: (count, err) => !(err instanceof ApiError && err.status >= 400 && err.status < 500) && count < 2,
       refetchOnWindowFocus: true,
     },
   },

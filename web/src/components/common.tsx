@@ -16,6 +16,8 @@ const STATUS_COLORS: Record<string, string> = {
   active: "green",
   inactive: "gray",
   ready: "green",
+  online: "green",
+  revoked: "gray",
   offline: "red",
 };
 

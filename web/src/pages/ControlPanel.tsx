@@ -162,12 +162,22 @@ function RouteRow({ route, target }: { route: Route; target: string }) {
   const client = useQueryClient();
   const [weight, setWeight] = useState(route.weight);
   const [priority, setPriority] = useState<number | string>(route.priority);
-  useEffect(() => setWeight(route.weight), [route.weight]);
-  useEffect(() => setPriority(route.priority), [route.priority]);
+
   const update = useMutation({
+    // One route's changes go out one after another: a slider moved by keyboard sends a
+    // change per step, and concurrent PUTs could land out of order and leave an old weight.
+    scope: { id: `route-${route.id}` },
     mutationFn: (change: Partial<Pick<Route, "weight" | "priority">>) => api<Route>("PUT", `/model-routes/${route.id}`, change),
     onSettled: () => client.invalidateQueries({ queryKey: ["routes"] }),
   });
+  // The server's values win, except while this page's own changes are still going out.
+  const busy = update.isPending;
+  useEffect(() => {
+    if (!busy) setWeight(route.weight);
+  }, [route.weight, busy]);
+  useEffect(() => {
+    if (!busy) setPriority(route.priority);
+  }, [route.priority, busy]);
   return (
     <Table.Tr data-route={route.id}>
       <Table.Td>{route.version}</Table.Td>
@@ -176,30 +186,34 @@ function RouteRow({ route, target }: { route: Route; target: string }) {
         <StatusBadge status={route.status} />
       </Table.Td>
       <Table.Td>
-        <NumberInput
-          aria-label={`Priority of ${route.version}`}
-          size="xs"
-          w={90}
-          min={0}
-          max={1000}
-          value={priority}
-          disabled={!canWrite}
-          onChange={setPriority}
-          onBlur={() => Number(priority) !== route.priority && update.mutate({ priority: Number(priority) })}
-        />
+        {canWrite ? (
+          <NumberInput
+            aria-label={`Priority of ${route.version}`}
+            size="xs"
+            w={90}
+            min={0}
+            max={1000}
+            value={priority}
+            onChange={setPriority}
+            onBlur={() => Number(priority) !== route.priority && update.mutate({ priority: Number(priority) })}
+          />
+        ) : (
+          route.priority
+        )}
       </Table.Td>
       <Table.Td>
         <Group wrap="nowrap" gap="sm">
-          <Slider
-            aria-label={`Weight of ${route.version}`}
-            min={0}
-            max={100}
-            value={weight}
-            onChange={setWeight}
-            onChangeEnd={(w) => update.mutate({ weight: w })}
-            disabled={!canWrite}
-            w={180}
-          />
+          {canWrite && (
+            <Slider
+              thumbLabel={`Weight of ${route.version}`}
+              min={0}
+              max={100}
+              value={weight}
+              onChange={setWeight}
+              onChangeEnd={(w) => update.mutate({ weight: w })}
+              w={180}
+            />
+          )}
           <Text size="sm" data-testid="weight-value">
             {weight}
           </Text>

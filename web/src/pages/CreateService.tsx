@@ -156,7 +156,6 @@ export function CreateServiceForm({ onDone, schemaDoc }: { onDone: () => void; s
     const m = models.data?.find((x) => x.path === path);
     form.setFieldValue("model_path", path ?? "");
     if (!m) return;
-    if (!values.model_name) form.setFieldValue("model_name", m.name.replace(/[^A-Za-z0-9._:/@-]/g, "-").slice(0, 128));
     if (m.estimated_vram_mb && Number(values.gpu_required) > 0) form.setFieldValue("estimated_gpu_memory_mb", m.estimated_vram_mb);
     if (m.format === "gguf" && !values.engine) pickEngine("llamacpp");
   };

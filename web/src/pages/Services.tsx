@@ -81,7 +81,7 @@ export function ServicesPage() {
               <Table.Th>Nodes</Table.Th>
               <Table.Th>Route</Table.Th>
               <Table.Th>Changed</Table.Th>
-              <Table.Th>Actions</Table.Th>
+              {canWrite && <Table.Th>Actions</Table.Th>}
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
@@ -134,7 +134,11 @@ function ServiceRow({ group: g, versions, canWrite }: { group: TaskGroup; versio
       <Table.Td>{nodes.join(", ") || "—"}</Table.Td>
       <Table.Td>{versions.join(", ") || "—"}</Table.Td>
       <Table.Td title={g.updated_at ?? ""}>{ago(g.updated_at)}</Table.Td>
-      <Table.Td>{canWrite ? <GroupActions group={g} /> : null}</Table.Td>
+      {canWrite && (
+        <Table.Td>
+          <GroupActions group={g} />
+        </Table.Td>
+      )}
     </Table.Tr>
   );
 }
