@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -44,6 +45,17 @@ def _name_access_events(
 
 # Loggers that narrate every request or outgoing call at INFO.
 CHATTY = ("sanic.access", "httpx", "httpcore", "aiohttp.access", "aiohttp.client")
+# At INFO in a terminal these are start-up inventory (each GPU vendor not found, each worker
+# process); the JSON logs keep them for whoever debugs a node.
+TERMINAL_WARNINGS_ONLY = ("sanic.server", "agent_plugin.detectors")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _NoSanicNag(logging.Filter):
+    """Sanic's 'running in PRODUCTION mode' warning, which is the intended mode here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "PRODUCTION mode" not in str(record.msg)
 
 
 def resolve_format(fmt: str, *, stream: Any = None) -> str:
@@ -60,7 +72,7 @@ def _human_line(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
     stamp = str(event.pop("timestamp", ""))[11:19]
     level = str(event.pop("level", "info"))
     logger = str(event.pop("logger", ""))
-    text = str(event.pop("event", ""))
+    text = _ANSI.sub("", str(event.pop("event", "")))
     exc = event.pop("exception", None)
     rest = " ".join(f"{k}={v}" for k, v in event.items() if v not in (None, ""))
     line = f"{stamp} {level:<7} {logger}: {text}" + (f"  {rest}" if rest else "")
@@ -97,6 +109,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     quiet = fmt != "json" and os.environ.get("HETEROFLOW_LOG_ACCESS", "") not in ("1", "true")
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    for name in TERMINAL_WARNINGS_ONLY:
+        logging.getLogger(name).setLevel(logging.WARNING if fmt != "json" else logging.NOTSET)
+    if fmt != "json":
+        handler.addFilter(_NoSanicNag())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

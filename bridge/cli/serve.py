@@ -140,20 +140,22 @@ def write_secret_file(path: Path, secret: str) -> None:
     os.chmod(path, 0o600)
 
 
-def _python_command() -> str:
-    """How to run this interpreter from where the user stands (``.venv/bin/python``)."""
+def _venv_command(name: str) -> str:
+    """``.venv/bin/python``: a command of this environment as typed from where the user is."""
+    here = Path(sys.executable).parent / name
+    path = str(here) if here.exists() else (sys.executable if name == "python" else name)
     try:
-        rel = os.path.relpath(sys.executable)
+        rel = os.path.relpath(path)
     except ValueError:
-        return sys.executable
-    return sys.executable if rel.startswith("..") else rel
+        return path
+    return path if rel.startswith("..") or os.sep not in path else rel
 
 
 def _print_banner(settings: BridgeSettings, token: str | None, *, one_machine: bool,
                   demo: dict[str, Any]) -> None:
     base = _local_address(settings)
     lines = ["", "HeteroFlow is starting",
-             f"  web UI        {base}/   (sign in with the admin token)",
+             f"  web UI        {base}/   (sign in: paste the admin token, never put in a URL)",
              f"  REST API      {base}/api/v1   (OpenAPI: {base}/api/v1/openapi.json)"]
     if one_machine:
         lines.append(f"  OpenAI API    {base}/v1")
@@ -170,11 +172,11 @@ def _print_banner(settings: BridgeSettings, token: str | None, *, one_machine: b
     lines += ["", f"  export HETEROFLOW_TOKEN=$(cat {settings.admin_token_file})",
               f"  heteroflow -address {base} service list", ""]
     if demo:
-        python = _python_command()
+        python, cli = _venv_command("python"), _venv_command("heteroflow")
         lines += [
             f"  demo service  '{demo['name']}' (SmolLM2-135M on the CPU; not added to a home "
             f"that has other services), API key in {demo['key_file']}", "",
-            f"  ask it:  heteroflow chat {demo['name']} \"Say hello.\"", "",
+            f"  ask it:  {cli} chat {demo['name']} \"Say hello.\"", "",
             f"  or with the OpenAI SDK (installed in this environment; run {python}):", "",
             "    from openai import OpenAI",
             f"    client = OpenAI(base_url=\"{base}/v1\",",
