@@ -18,6 +18,7 @@ from bridge.api import (
     model_routes,
     nodes,
     openapi,
+    preview,
     task_groups,
     usage,
     users,
@@ -71,7 +72,8 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.ctx.database_url = database_url
     app.ctx.tokens = TokenCache()
     app.ctx.secrets = SecretBox(load_or_create_key(settings.secret_key, settings.secret_key_file))
-    for module in (task_groups, model_routes, api_keys, users, nodes, usage, openapi, engines):
+    for module in (task_groups, model_routes, api_keys, users, nodes, usage, openapi, engines,
+                   preview):
         app.blueprint(module.bp)
     install_error_handlers(app)
     install_web_ui(app)
