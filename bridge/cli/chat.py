@@ -54,14 +54,19 @@ def run_chat(address: str, args: argparse.Namespace, home: Path) -> None:
             if resp.status_code >= 400:
                 resp.read()
                 raise ApiError(resp.status_code, _json_or_empty(resp.text))
+            wrote = False
             for line in resp.iter_lines():
                 text = _delta(line)
                 if text:
+                    wrote = True
                     sys.stdout.write(text)
                     sys.stdout.flush()
     except httpx.TransportError as exc:
         raise ApiError(0, {"error": {"code": "unreachable",
                                      "message": f"cannot reach {url}: {exc}"}}) from exc
+    if not wrote:
+        # A small model may sample its end token first; say so rather than print nothing.
+        print("(the model answered with no text; ask again)", file=sys.stderr)
     sys.stdout.write("\n")
 
 

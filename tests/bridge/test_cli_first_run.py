@@ -6,10 +6,12 @@ import io
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
+import respx
 
-from bridge.cli.chat import _delta, resolve_key
+from bridge.cli.chat import _delta, resolve_key, run_chat
 from bridge.cli.client import ApiError
 from bridge.cli.main import build_parser
 from bridge.logs import configure_logging, resolve_format
@@ -93,3 +95,44 @@ def test_chat_key_comes_from_flag_env_or_the_demo_file(
     monkeypatch.setenv("HETEROFLOW_API_KEY", "sk-env")
     assert resolve_key(None, tmp_path) == "sk-env"
     assert resolve_key("sk-flag", tmp_path) == "sk-flag"
+
+
+def _sse(*contents: str) -> bytes:
+    events = [{"choices": [{"delta": {"role": "assistant"}}]}]
+    events += [{"choices": [{"delta": {"content": c}}]} for c in contents]
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + (
+        b"data: [DONE]\n\n")
+
+
+def _chat_args(prompt: str = "Say hello.") -> Any:
+    return build_parser().parse_args(["chat", "demo", prompt, "-key", "sk-test"])
+
+
+def test_chat_streams_the_answer_to_stdout(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    with respx.mock:
+        route = respx.post("http://hf.test/v1/chat/completions").respond(
+            200, content=_sse("Hel", "lo!"), headers={"content-type": "text/event-stream"})
+        run_chat("http://hf.test", _chat_args(), tmp_path)
+    sent = json.loads(route.calls[0].request.content)
+    assert sent["stream"] is True and sent["model"] == "demo"
+    assert route.calls[0].request.headers["authorization"] == "Bearer sk-test"
+    assert capsys.readouterr().out == "Hello!\n"
+
+
+def test_chat_says_so_when_the_answer_is_empty(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    with respx.mock:
+        respx.post("http://hf.test/v1/chat/completions").respond(
+            200, content=_sse(), headers={"content-type": "text/event-stream"})
+        run_chat("http://hf.test", _chat_args(), tmp_path)
+    assert "no text" in capsys.readouterr().err
+
+
+def test_chat_shows_the_gateway_refusal(tmp_path: Path) -> None:
+    with respx.mock:
+        respx.post("http://hf.test/v1/chat/completions").respond(
+            401, json={"error": {"code": "invalid_api_key", "message": "unknown key"}})
+        with pytest.raises(ApiError) as refused:
+            run_chat("http://hf.test", _chat_args(), tmp_path)
+    assert refused.value.status == 401 and refused.value.message == "unknown key"
