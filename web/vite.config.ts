@@ -23,5 +23,7 @@ export default defineConfig({
     environment: "jsdom",
     setupFiles: ["./src/test/setup.ts"],
     css: false,
+    // A busy two-core machine renders Mantine in jsdom slowly; a slow test is not a failure.
+    testTimeout: 60_000,
   },
 });

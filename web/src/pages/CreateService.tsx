@@ -130,6 +130,9 @@ export function CreateServiceForm({ onDone, schemaDoc }: { onDone: () => void; s
     },
   });
 
+  // What Nomad would run, from the server's own renderer; nothing is created.
+  const preview = useMutation({ mutationFn: (body: Record<string, Json>) => api<string>("POST", "/task-groups/jobspec-preview", body) });
+
   if (created) return <Created group={created} onDone={onDone} />;
   if (!schema) return doc.error ? <ErrorAlert error={doc.error} /> : <Text>Loading the API's rules…</Text>;
 
@@ -248,9 +251,31 @@ export function CreateServiceForm({ onDone, schemaDoc }: { onDone: () => void; s
           </Alert>
         )}
         {create.error && !(create.error instanceof ApiError && create.error.fields.length) && <ErrorAlert error={create.error} />}
+        {(preview.data !== undefined || preview.error) && (
+          <div data-testid="jobspec-preview">
+            {preview.error ? (
+              <Alert color="yellow" title="The server cannot render a Nomad job for this">
+                {preview.error.message}
+              </Alert>
+            ) : (
+              <Code block aria-label="Jobspec preview" style={{ maxHeight: 360, overflow: "auto" }}>
+                {preview.data}
+              </Code>
+            )}
+          </div>
+        )}
         <Group justify="flex-end">
           <Button variant="default" onClick={onDone}>
             Cancel
+          </Button>
+          <Button
+            variant="light"
+            loading={preview.isPending}
+            onClick={() => {
+              if (!form.validate().hasErrors) preview.mutate(toBody(form.getValues()));
+            }}
+          >
+            Preview jobspec
           </Button>
           <Button type="submit" loading={create.isPending}>
             Create

@@ -1,4 +1,4 @@
-import { Button, Card, Group, PasswordInput, Select, Stack, Text, Textarea, Title } from "@mantine/core";
+import { Button, Card, Group, NumberInput, PasswordInput, Select, Stack, Text, Textarea, Title } from "@mantine/core";
 import { useMutation } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
 import { api, type NewApiKey } from "../api";
@@ -25,12 +25,13 @@ export async function streamChat(
   messages: Message[],
   onDelta: (text: string) => void,
   signal?: AbortSignal,
+  temperature = 0.7,
 ): Promise<Stats> {
   const started = performance.now();
   const resp = await fetch("/v1/chat/completions", {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
-    body: JSON.stringify({ model, messages, stream: true, max_tokens: 256, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ model, messages, temperature, stream: true, max_tokens: 256, stream_options: { include_usage: true } }),
     signal,
   });
   if (!resp.ok || !resp.body) {
@@ -84,6 +85,7 @@ export function PlaygroundPage() {
   const [prompt, setPrompt] = useState("");
   const [messages, setMessages] = useState<Message[]>([]);
   const [stats, setStats] = useState<Stats | null>(null);
+  const [temperature, setTemperature] = useState<number | string>(0.7);
   const abort = useRef<AbortController | null>(null);
 
   useEffect(() => {
@@ -119,6 +121,7 @@ export function PlaygroundPage() {
             return [...m.slice(0, -1), { ...last, content: last.content + text }];
           }),
         abort.current.signal,
+        Number(temperature) || 0,
       );
       setStats(s);
     },
@@ -143,6 +146,7 @@ export function PlaygroundPage() {
           onChange={(e) => rememberKey(e.currentTarget.value)}
           w={320}
         />
+        <NumberInput label="Temperature" min={0} max={2} step={0.1} decimalScale={2} value={temperature} onChange={setTemperature} w={120} />
         {canWrite && group && (
           <Button variant="light" onClick={() => newKey.mutate()} loading={newKey.isPending}>
             New playground key
@@ -160,6 +164,11 @@ export function PlaygroundPage() {
           ))}
         </Stack>
       </Card>
+      {stats && stats.tokens === 0 && (
+        <Text size="sm" c="dimmed">
+          The model ended its answer at once (a small model may sample its end token first); ask again or raise the temperature.
+        </Text>
+      )}
       {stats && (
         <Text size="sm" aria-label="Speed">
           time to first token {stats.ttftMs !== null ? `${Math.round(stats.ttftMs)} ms` : "—"} · {stats.tokens} tokens ·{" "}

@@ -187,7 +187,8 @@ function UsageTab({ model }: { model: string }) {
   const usage = useQuery({
     queryKey: ["usage", model],
     queryFn: () => get<Usage[]>(`/usage?model=${encodeURIComponent(model)}&bucket=minute`),
-    refetchInterval: POLL_MS * 5,
+    // The gateway writes usage every few seconds; a new request shows up soon after.
+    refetchInterval: POLL_MS * 2,
   });
   if (usage.error) return <ErrorAlert error={usage.error} />;
   return (

@@ -1,6 +1,7 @@
 import {
   Anchor,
   Button,
+  Card,
   Group,
   NumberInput,
   Popover,
@@ -11,7 +12,7 @@ import {
   TextInput,
   Title,
 } from "@mantine/core";
-import { useDisclosure } from "@mantine/hooks";
+import { useDisclosure, useMediaQuery } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router-dom";
@@ -48,6 +49,8 @@ export function ServicesPage() {
   const [creating, { open, close }] = useDisclosure(false);
   const groups = useGroups(status, search);
   const routes = useRoutes();
+  // A phone gets one card per service instead of a table to scroll sideways.
+  const phone = useMediaQuery("(max-width: 48em)");
   const versions = new Map<string, string[]>();
   for (const r of routes.data ?? []) {
     if (r.task_group_id) versions.set(r.task_group_id, [...(versions.get(r.task_group_id) ?? []), r.version]);
@@ -69,6 +72,13 @@ export function ServicesPage() {
         <Select label="Status" placeholder="any" data={STATUSES} value={status} onChange={setStatus} clearable w={180} />
       </Group>
       <ErrorAlert error={groups.error} />
+      {phone ? (
+        <Stack gap="sm" aria-label="Services">
+          {(groups.data?.items ?? []).map((g) => (
+            <ServiceCard key={g.id} group={g} canWrite={canWrite} />
+          ))}
+        </Stack>
+      ) : (
       <Table.ScrollContainer minWidth={900}>
         <Table striped highlightOnHover aria-label="Services">
           <Table.Thead>
@@ -91,6 +101,7 @@ export function ServicesPage() {
           </Table.Tbody>
         </Table>
       </Table.ScrollContainer>
+      )}
       {groups.data && groups.data.items.length === 0 && <Text c="dimmed">No services{status || search ? " match" : " yet"}.</Text>}
       {canWrite && <CreateServiceModal opened={creating} onClose={close} />}
     </Stack>
@@ -140,6 +151,33 @@ function ServiceRow({ group: g, versions, canWrite }: { group: TaskGroup; versio
         </Table.Td>
       )}
     </Table.Tr>
+  );
+}
+
+function ServiceCard({ group: g, canWrite }: { group: TaskGroup; canWrite: boolean }) {
+  return (
+    <Card withBorder padding="sm" data-service={g.name}>
+      <Group justify="space-between" wrap="nowrap">
+        <Anchor component={Link} to={`/services/${g.id}`} fw={500}>
+          {g.name}
+        </Anchor>
+        <StatusBadge status={g.status} />
+      </Group>
+      {g.status_reason && (
+        <Text size="xs" c="dimmed" lineClamp={3}>
+          {g.status_reason}
+        </Text>
+      )}
+      <Text size="sm" mt={4}>
+        {g.model_name} · {g.engine ?? "auto"} · {g.gpu_required === 0 ? "CPU" : `${g.gpu_required} × ${g.gpu_type ?? "auto"}`} · {g.current_replicas}/
+        {g.tasks.length} replicas · {ago(g.updated_at)}
+      </Text>
+      {canWrite && (
+        <Group mt="xs">
+          <GroupActions group={g} />
+        </Group>
+      )}
+    </Card>
   );
 }
 

@@ -25,7 +25,7 @@ afterEach(() => {
 describe("create form", () => {
   it("shows the server's message next to a bad field when it loses focus", async () => {
     renderForm();
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const name = screen.getByLabelText(/^Name/);
     await user.type(name, "Bad Name");
     await user.tab();
@@ -37,7 +37,7 @@ describe("create form", () => {
     const fetch = vi.fn();
     vi.stubGlobal("fetch", fetch);
     renderForm();
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.type(screen.getByLabelText(/^Model path/), "relative/path");
     await user.click(screen.getByRole("button", { name: "Create" }));
     await waitFor(() => expect(screen.getAllByText("required").length).toBe(2)); // name, image
@@ -57,7 +57,7 @@ describe("create form", () => {
     const fetch = vi.fn(async () => new Response(JSON.stringify(created), { status: 201, headers: { "content-type": "application/json" } }));
     vi.stubGlobal("fetch", fetch);
     renderForm();
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     await user.type(screen.getByLabelText(/^Name/), "svc");
     await user.type(screen.getByLabelText(/^Image/), "vllm/vllm-openai:latest");
     await user.type(screen.getByLabelText(/^Model path/), "/models/m");
