@@ -224,7 +224,7 @@ function RouteRow({ route, target }: { route: Route; target: string }) {
   );
 }
 
-function NodesPanel() {
+export function NodesPanel() {
   const nodes = useQuery({ queryKey: ["nodes"], queryFn: () => get<NodeInfo[]>("/nodes"), refetchInterval: POLL_MS * 5 });
   const groups = useGroups(null, "");
   const holders = new Map<string, string[]>();
