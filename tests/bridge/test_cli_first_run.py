@@ -14,7 +14,7 @@ import respx
 from bridge.cli.chat import _delta, resolve_key, run_chat
 from bridge.cli.client import ApiError
 from bridge.cli.main import build_parser
-from bridge.logs import configure_logging, resolve_format
+from bridge.logs import CHATTY, TERMINAL_WARNINGS_ONLY, configure_logging, resolve_format
 
 
 @pytest.mark.parametrize("argv", [
@@ -36,6 +36,20 @@ def test_flags_after_the_subcommand_do_not_reset_those_before() -> None:
     assert args.token == "t2" and args.address is None
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Any:
+    """configure_logging points the root handler at this test's captured stderr; put the
+    process's logging back, or later tests log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {n: logging.getLogger(n).level for n in (*CHATTY, *TERMINAL_WARNINGS_ONLY)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)
+
+
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -54,18 +68,14 @@ def test_console_lines_are_short_and_drop_access_lines(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HETEROFLOW_LOG_FORMAT", "console")
     monkeypatch.delenv("HETEROFLOW_LOG_ACCESS", raising=False)
-    try:
-        configure_logging("INFO", "console")
-        logging.getLogger("bridge.x").info("demo deployed", extra={"task_group_id": "tg-1"})
-        logging.getLogger("sanic.access").info("", extra={"path": "/api/v1/task-groups"})
-        logging.getLogger("httpx").info("HTTP Request: GET http://x")
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1, err
-        assert "info" in err[0] and "bridge.x: demo deployed" in err[0]
-        assert "task_group_id=tg-1" in err[0] and not err[0].startswith("{")
-    finally:
-        monkeypatch.setenv("HETEROFLOW_LOG_FORMAT", "json")
-        configure_logging("INFO", "json")
+    configure_logging("INFO", "console")
+    logging.getLogger("bridge.x").info("demo deployed", extra={"task_group_id": "tg-1"})
+    logging.getLogger("sanic.access").info("", extra={"path": "/api/v1/task-groups"})
+    logging.getLogger("httpx").info("HTTP Request: GET http://x")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "info" in err[0] and "bridge.x: demo deployed" in err[0]
+    assert "task_group_id=tg-1" in err[0] and not err[0].startswith("{")
 
 
 def test_json_keeps_access_lines(monkeypatch: pytest.MonkeyPatch,
