@@ -334,7 +334,17 @@ def walk(up: Up, browser: Any, shots: Shots) -> None:
     while up.api.get(f"/model-routes/{route_id}").json()["weight"] != 95:
         assert time.monotonic() < deadline, "the weight never reached the server"
         time.sleep(0.3)
+    # A canary: smol2's model also served by the demo service, at weight 10; then removed.
+    pick(page, "Model", "smol2")
+    pick(page, "Served by", "demo")
+    page.get_by_role("button", name="Add route").click()
+    expect(routes).to_contain_text("canary", timeout=UI)
+    expect(routes.get_by_role("slider", name="Weight of canary")).to_have_attribute(
+        "aria-valuenow", "10", timeout=UI)
     shots.take(page, "10-routes")
+    routes.get_by_role("button", name="Remove route canary").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(routes).not_to_contain_text("canary", timeout=UI)
 
     # Create a key (shown once) and revoke it.
     page.get_by_role("tab", name="API keys").click()
@@ -366,7 +376,7 @@ def walk(up: Up, browser: Any, shots: Shots) -> None:
     watch_console(viewer, errors)
     sign_in(viewer, up.base, made.json()["token"]["token"])
     expect(status_of(viewer, "smol2")).to_have_text("running", timeout=UI)
-    write = re.compile(r"^(Create|Sleep|Wake|Stop|Retry|Scale|Delete|Revoke|New)")
+    write = re.compile(r"^(Create|Sleep|Wake|Stop|Retry|Scale|Delete|Revoke|New|Add|Remove)")
     expect(viewer.get_by_role("button", name=write)).to_have_count(0)
     shots.take(viewer, "15-viewer-services-dark")
     viewer.get_by_role("link", name="Control panel").click()

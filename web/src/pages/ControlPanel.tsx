@@ -119,6 +119,7 @@ function KeysPanel() {
 }
 
 function RoutesPanel() {
+  const { canWrite } = useAuth();
   const routes = useRoutes();
   const groups = useGroups(null, "");
   const names = new Map((groups.data?.items ?? []).map((g) => [g.id, g.name]));
@@ -127,6 +128,7 @@ function RoutesPanel() {
   return (
     <Stack>
       <ErrorAlert error={routes.error} />
+      {canWrite && <AddRoute models={[...byModel.keys()]} groups={(groups.data?.items ?? []).map((g) => ({ value: g.id, label: g.name }))} />}
       <Text size="sm" c="dimmed">
         Requests for a model go to its lowest priority tier that has a healthy backend, split by weight within the tier (weight 0: fallback only).
       </Text>
@@ -143,6 +145,7 @@ function RoutesPanel() {
                 <Table.Th>Status</Table.Th>
                 <Table.Th>Priority</Table.Th>
                 <Table.Th w={280}>Weight</Table.Th>
+                {canWrite && <Table.Th />}
               </Table.Tr>
             </Table.Thead>
             <Table.Tbody>
@@ -153,6 +156,33 @@ function RoutesPanel() {
           </Table>
         </Stack>
       ))}
+    </Stack>
+  );
+}
+
+/** A canary: one more version of a model, served by another service, at a small weight. */
+function AddRoute({ models, groups }: { models: string[]; groups: { value: string; label: string }[] }) {
+  const client = useQueryClient();
+  const [model, setModel] = useState<string | null>(null);
+  const [target, setTarget] = useState<string | null>(null);
+  const [version, setVersion] = useState("canary");
+  const [weight, setWeight] = useState<number | string>(10);
+  const add = useMutation({
+    mutationFn: () => api<Route>("POST", "/model-routes", { model_name: model, task_group_id: target, version, weight: Number(weight) }),
+    onSuccess: () => client.invalidateQueries({ queryKey: ["routes"] }),
+  });
+  return (
+    <Stack gap="xs">
+      <Group align="flex-end">
+        <Select label="Model" data={models} value={model} onChange={setModel} searchable w={200} />
+        <Select label="Served by" data={groups} value={target} onChange={setTarget} searchable w={200} />
+        <TextInput label="Version" value={version} onChange={(e) => setVersion(e.currentTarget.value)} w={120} />
+        <NumberInput label="Weight" min={0} max={100} value={weight} onChange={setWeight} w={100} />
+        <Button variant="light" disabled={!model || !target} loading={add.isPending} onClick={() => add.mutate()}>
+          Add route
+        </Button>
+      </Group>
+      <ErrorAlert error={add.error} onClose={add.reset} />
     </Stack>
   );
 }
@@ -168,6 +198,10 @@ function RouteRow({ route, target }: { route: Route; target: string }) {
     // change per step, and concurrent PUTs could land out of order and leave an old weight.
     scope: { id: `route-${route.id}` },
     mutationFn: (change: Partial<Pick<Route, "weight" | "priority">>) => api<Route>("PUT", `/model-routes/${route.id}`, change),
+    onSettled: () => client.invalidateQueries({ queryKey: ["routes"] }),
+  });
+  const remove = useMutation({
+    mutationFn: () => api("DELETE", `/model-routes/${route.id}`),
     onSettled: () => client.invalidateQueries({ queryKey: ["routes"] }),
   });
   // The server's values win, except while this page's own changes are still going out.
@@ -220,6 +254,20 @@ function RouteRow({ route, target }: { route: Route; target: string }) {
         </Group>
         {update.error && <ErrorAlert error={update.error} />}
       </Table.Td>
+      {canWrite && (
+        <Table.Td>
+          <ConfirmButton
+            size="compact-sm"
+            variant="light"
+            color="red"
+            label="Remove"
+            aria-label={`Remove route ${route.version}`}
+            question={`Remove the route ${route.version} of ${route.model_name}? Its traffic goes to the other routes.`}
+            onConfirm={() => remove.mutateAsync().catch(() => undefined)}
+          />
+          {remove.error && <ErrorAlert error={remove.error} />}
+        </Table.Td>
+      )}
     </Table.Tr>
   );
 }

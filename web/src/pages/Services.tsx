@@ -79,28 +79,28 @@ export function ServicesPage() {
           ))}
         </Stack>
       ) : (
-      <Table.ScrollContainer minWidth={900}>
-        <Table striped highlightOnHover aria-label="Services">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Status</Table.Th>
-              <Table.Th>Replicas</Table.Th>
-              <Table.Th>Engine</Table.Th>
-              <Table.Th>GPUs</Table.Th>
-              <Table.Th>Nodes</Table.Th>
-              <Table.Th>Route</Table.Th>
-              <Table.Th>Changed</Table.Th>
-              {canWrite && <Table.Th>Actions</Table.Th>}
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {(groups.data?.items ?? []).map((g) => (
-              <ServiceRow key={g.id} group={g} versions={versions.get(g.id) ?? []} canWrite={canWrite} />
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
+        <Table.ScrollContainer minWidth={900}>
+          <Table striped highlightOnHover aria-label="Services">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Name</Table.Th>
+                <Table.Th>Status</Table.Th>
+                <Table.Th>Replicas</Table.Th>
+                <Table.Th>Engine</Table.Th>
+                <Table.Th>GPUs</Table.Th>
+                <Table.Th>Nodes</Table.Th>
+                <Table.Th>Route</Table.Th>
+                <Table.Th>Changed</Table.Th>
+                {canWrite && <Table.Th>Actions</Table.Th>}
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {(groups.data?.items ?? []).map((g) => (
+                <ServiceRow key={g.id} group={g} versions={versions.get(g.id) ?? []} canWrite={canWrite} />
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
       )}
       {groups.data && groups.data.items.length === 0 && <Text c="dimmed">No services{status || search ? " match" : " yet"}.</Text>}
       {canWrite && <CreateServiceModal opened={creating} onClose={close} />}
