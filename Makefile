@@ -62,12 +62,12 @@ up: $(VENV)/.installed-run web/dist/index.html
 	$(BIN)/heteroflow up $(if $(filter 1,$(DEMO)),--demo) $(ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check bridge gateway agent-plugin tests bench
+	$(BIN)/ruff check bridge gateway agent-plugin heteroflow_contracts tests bench
 	$(BIN)/mypy
 
 # The component tests validate against the document the server publishes, generated fresh.
 test: lint .cache/consul/usr/bin/consul /usr/bin/chromium web/dist/index.html
-	$(BIN)/python -m bridge.api.export_openapi web/src/test/openapi.json
+	$(BIN)/python -m bridge.cli.export_openapi web/src/test/openapi.json
 	cd web && $(NPM) run --silent test
 	$(BIN)/pytest $(ARGS)
 

@@ -3,12 +3,13 @@
 # Then run the bridge with NOMAD_ADDR=http://127.0.0.1:4646 (and CONSUL_HTTP_ADDR for the
 # gateway's pool), and the node agent as a system job (jobspecs/agent.nomad.hcl).
 # For a real cluster, split this into server and client configs; the client parts below
-# (docker plugin, NVIDIA device plugin, model folders) are what every GPU node needs.
+# (docker plugin, the heteroflow-gpu device plugin, model folders) are what every GPU node
+# needs.
 
 datacenter = "dc1"
 data_dir   = "/opt/nomad/data"
 bind_addr  = "0.0.0.0"
-plugin_dir = "/opt/nomad/plugins" # holds the nomad-device-nvidia binary
+plugin_dir = "/opt/nomad/plugins" # holds heteroflow-gpu (see the plugin block below)
 
 server {
   enabled          = true
@@ -44,10 +45,17 @@ plugin "docker" {
   }
 }
 
-plugin "nomad-device-nvidia" {
+# HeteroFlow's device plugin reports every vendor's accelerators (NVIDIA, AMD, Hygon,
+# Ascend, Moore Threads, Biren, Cambricon, Iluvatar, MetaX, Enflame, Kunlunxin) as
+# "<vendor>/gpu" devices, so Nomad itself keeps two allocations off the same GPU. Install:
+#   ln -s "$PWD/.venv/bin/heteroflow-gpu" /opt/nomad/plugins/heteroflow-gpu
+# Nomad loads it by that file name. Every key has a default (docs/device-plugin.md); do not
+# also load nomad-device-nvidia, or each NVIDIA GPU would be counted twice.
+plugin "heteroflow-gpu" {
   config {
-    enabled            = true
     fingerprint_period = "1m"
+    # vendors          = ["nvidia", "amd"]  # default: every vendor
+    # tool_timeout     = "10s"
   }
 }
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,8 @@ from typing import Any
 
 import httpx
 import psycopg
+
+from heteroflow_contracts.credentials import hash_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench-0000-0000"
@@ -265,7 +266,7 @@ def seed(url: str, address: str) -> None:
                      " 'running', 'bench', 0, '/m', '[]', %s)", (address,))
         conn.execute("INSERT INTO api_keys (id, endpoint_id, name, key_prefix, key_hash)"
                      " VALUES ('key-bench', 'ep-bench', 'bench', 'sk-bench', %s)",
-                     (hashlib.sha256(KEY.encode()).hexdigest(),))
+                     (hash_secret(KEY),))
 
 
 def parse_wrk(out: str) -> Result:

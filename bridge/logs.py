@@ -22,13 +22,13 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = ("token", "api_key", "authorization", "password", "secret")
+from heteroflow_contracts.masking import MASK, is_secret_field
 
 
 def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
-        if any(s in key.lower() for s in _SECRET_KEYS) and key != "token_id":
-            event[key] = "***"
+        if is_secret_field(key):
+            event[key] = MASK
     return event
 
 

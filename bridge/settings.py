@@ -12,9 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Model folders that services may mount when nothing else is configured.
-DEFAULT_MODEL_ROOTS = (Path("/models"), Path("/srv/models"), Path("/data/models"),
-                       Path("/mnt/models"))
+from heteroflow_contracts.settings import DEFAULT_MODEL_ROOTS, check_model_roots, split_list
 
 
 class BridgeSettings(BaseSettings):
@@ -61,27 +59,8 @@ class BridgeSettings(BaseSettings):
     # Which Nomad datacenters inference jobs may use (globs allowed).
     datacenters: Annotated[tuple[str, ...], NoDecode] = ("*",)
 
-    @field_validator("model_roots", mode="before")
-    @classmethod
-    def _split_roots(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [p for p in value.split(",") if p.strip()]
-        return value
-
-    @field_validator("model_roots")
-    @classmethod
-    def _absolute_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
-        for root in value:
-            if not root.is_absolute() or root == Path("/"):
-                raise ValueError(f"model root {root} must be an absolute folder other than /")
-        return value
-
-    @field_validator("datacenters", mode="before")
-    @classmethod
-    def _split_dcs(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [d.strip() for d in value.split(",") if d.strip()]
-        return value
+    _split_lists = field_validator("model_roots", "datacenters", mode="before")(split_list)
+    _absolute_roots = field_validator("model_roots")(check_model_roots)
 
     # Fernet key for secrets the bridge reads back; default: HETEROFLOW_HOME/secret-key.
     secret_key: str | None = Field(default=None, repr=False)

@@ -12,7 +12,6 @@ attacker nothing about a valid key; the digest read back is still compared in co
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from psycopg_pool import PoolTimeout
 from gateway.domain import KeyGrant
 from gateway.errors import KeyStoreUnavailable, Unauthorized
 from gateway.store import Store
+from heteroflow_contracts.credentials import hash_secret
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class KeyCache:
             raise Unauthorized("malformed Authorization header: expected 'Bearer sk-...'")
         if len(key) > MAX_KEY_LENGTH or not key.isascii():
             raise Unauthorized("invalid API key")
-        digest = hashlib.sha256(key.encode("ascii")).hexdigest()
+        digest = hash_secret(key)
         entries = self._entries
         if digest in entries:
             grant = entries[digest]

@@ -13,7 +13,8 @@ import sys
 import time
 from typing import Any
 
-_SECRET_WORDS = ("token", "api_key", "authorization", "password", "secret", "key_hash")
+from heteroflow_contracts.masking import masked
+
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -27,10 +28,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                masked = any(w in key.lower() for w in _SECRET_WORDS)
-                event[key] = "***" if masked else value
+        event.update(masked({key: value for key, value in vars(record).items()
+                             if key not in _STANDARD and not key.startswith("_")}))
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
         return json.dumps(event, default=str)

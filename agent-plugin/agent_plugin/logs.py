@@ -1,7 +1,8 @@
 """The agent process's logs: one JSON object per line (or text with the fields appended),
 with every ``extra={...}`` field as a key. No secret is handed to a logger; as a second
-guard, fields whose name says secret or token are masked. httpx's line per request is
-kept below INFO: heartbeats and readiness probes would drown everything else.
+guard, fields whose name says secret are masked, by the list all three processes share.
+httpx's line per request is kept below INFO: heartbeats and readiness probes would drown
+everything else.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import sys
 import time
 from typing import Any
 
-_SECRET_WORDS = ("token", "secret", "authorization", "password")
+from heteroflow_contracts.masking import masked
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _QUIET = ("httpx", "httpcore", "aiohttp.access")
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {key: "***" if any(w in key.lower() for w in _SECRET_WORDS) else value
-            for key, value in vars(record).items()
-            if key not in _STANDARD and not key.startswith("_")}
+    return masked({key: value for key, value in vars(record).items()
+                   if key not in _STANDARD and not key.startswith("_")})
 
 
 class JsonFormatter(logging.Formatter):

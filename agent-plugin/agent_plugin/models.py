@@ -25,10 +25,6 @@ from agent_plugin._json import (
     req_str,
 )
 
-# The hardware vendors a detector exists for; the static inventory may name others.
-VENDORS: tuple[str, ...] = ("nvidia", "amd", "hygon", "ascend", "musa", "biren", "cambricon",
-                            "iluvatar", "metax", "enflame", "kunlunxin")
-
 ModelFormat = Literal["huggingface", "gguf"]
 MODEL_FORMATS: tuple[str, ...] = ("huggingface", "gguf")
 

@@ -16,10 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agent_plugin.models import VENDORS
-
-DEFAULT_MODEL_ROOTS = (Path("/models"), Path("/srv/models"), Path("/data/models"),
-                       Path("/mnt/models"))
+from heteroflow_contracts.settings import DEFAULT_MODEL_ROOTS, check_model_roots, split_list
+from heteroflow_contracts.vendors import VENDORS
 
 # Where vendor installers put their tools when they are not on PATH (driver packages often
 # do not touch PATH, and the agent may run as a service with a minimal one).
@@ -84,20 +82,8 @@ class AgentSettings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("model_roots", mode="before")
-    @classmethod
-    def _split_roots(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [p.strip() for p in value.split(",") if p.strip()]
-        return value
-
-    @field_validator("model_roots")
-    @classmethod
-    def _absolute_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
-        for root in value:
-            if not root.is_absolute() or root == Path("/"):
-                raise ValueError(f"model root {root} must be an absolute folder other than /")
-        return value
+    _split_roots = field_validator("model_roots", mode="before")(split_list)
+    _absolute_roots = field_validator("model_roots")(check_model_roots)
 
     @field_validator("agent_listen")
     @classmethod
@@ -115,9 +101,7 @@ class AgentSettings(BaseSettings):
     @field_validator("gpu_vendors", mode="before")
     @classmethod
     def _split_vendors(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [v.strip().lower() for v in value.split(",") if v.strip()]
-        return value
+        return split_list(value, lower=True)
 
     @field_validator("gpu_vendors")
     @classmethod

@@ -20,9 +20,9 @@ from sanic.response import HTTPResponse, json
 
 from bridge.domain.models import Principal, Role
 from bridge.errors import Forbidden, MalformedJSON, Unauthorized, ValidationFailed
+from bridge.runtime import BridgeRuntime, Database
 from bridge.services.context import Actor
 from bridge.services.users import authenticate
-from bridge.storage.db import Database
 
 Access = Literal["read", "write", "admin", "agent", "wake", "public"]
 # Which roles each kind of operation admits. Service accounts (agent, gateway) reach only
@@ -94,9 +94,13 @@ def operation(
     return decorate
 
 
+def runtime(request: Request) -> BridgeRuntime:
+    bridge: BridgeRuntime = request.app.ctx.bridge
+    return bridge
+
+
 def db(request: Request) -> Database:
-    database: Database = request.app.ctx.db
-    return database
+    return runtime(request).db
 
 
 def actor(request: Request) -> Actor:
@@ -165,7 +169,7 @@ async def _authenticate(request: Request) -> Principal:
             details={"hint": "heteroflow up prints the admin token and stores it in "
                              "HETEROFLOW_HOME/admin-token"},
         )
-    return await authenticate(db(request), token.strip(), request.app.ctx.tokens)
+    return await authenticate(db(request), token.strip(), runtime(request).tokens)
 
 
 def _authorize(principal: Principal, access: Access) -> None:

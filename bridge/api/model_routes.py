@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from bridge.api.http import QueryParam, actor, db, operation, parse_body, respond, str_arg
+from bridge.api.http import QueryParam, actor, db, operation, parse_body, respond, runtime, str_arg
 from bridge.api.schemas import CreateRoute, RouteOut, UpdateRoute
 from bridge.services import routes as service
 
@@ -31,7 +31,7 @@ async def create_route(request: Request) -> HTTPResponse:
         weight=body.weight, priority=body.priority, version=body.version,
         algorithm=body.algorithm, status=body.status, actor=actor(request),
         upstream_url=body.upstream_url, upstream_key=body.upstream_key,
-        upstream_model=body.upstream_model, box=request.app.ctx.secrets,
+        upstream_model=body.upstream_model, box=runtime(request).secrets,
     )
     return respond(RouteOut, route, status=201)
 
@@ -47,7 +47,7 @@ async def update_route(request: Request, id: str) -> HTTPResponse:
     body = parse_body(request, UpdateRoute)
     changes = body.model_dump(exclude_unset=True)
     route = await service.update_route(db(request), id, changes, actor(request),
-                                       box=request.app.ctx.secrets)
+                                       box=runtime(request).secrets)
     return respond(RouteOut, route)
 
 

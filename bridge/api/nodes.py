@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from bridge.api.http import QueryParam, actor, db, operation, parse_body, respond, str_arg
+from bridge.api.http import QueryParam, actor, db, operation, parse_body, respond, runtime, str_arg
 from bridge.api.schemas import Heartbeat, HeartbeatOut, NodeModelOut, NodeOut
 from bridge.domain.specs import HeartbeatReport
 from bridge.services import nodes as service
@@ -25,7 +25,7 @@ async def heartbeat(request: Request) -> HTTPResponse:
         engines=list(body.engines),
         models=None if body.models is None else [m.model_dump() for m in body.models],
     )
-    status = await service.record_heartbeat(db(request), request.app.ctx.secrets, report,
+    status = await service.record_heartbeat(db(request), runtime(request).secrets, report,
                                             actor(request))
     return respond(HeartbeatOut, {"node_id": body.node_id, "status": status,
                                   "interval_seconds": service.HEARTBEAT_SECONDS})

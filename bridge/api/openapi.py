@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from bridge.api.http import ALLOWED, OPERATIONS, PREFIX, Operation, operation
+from bridge.api.http import ALLOWED, OPERATIONS, PREFIX, Operation, operation, runtime
 from bridge.api.schemas import ErrorOut
 
 bp = Blueprint("openapi", url_prefix="/api/v1")
@@ -32,7 +32,7 @@ _ERRORS = {
 @operation(bp, "GET", "/openapi.json", summary="This document (readable without a token)",
            access="public", response=None)
 async def openapi_json(request: Request) -> HTTPResponse:
-    return json(build_document(version=request.app.ctx.version))
+    return json(build_document(version=runtime(request).version))
 
 
 def build_document(version: str) -> dict[str, Any]:

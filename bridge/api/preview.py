@@ -5,10 +5,10 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, text
 
-from bridge.api.http import actor, operation, parse_body
+from bridge.api.http import actor, operation, parse_body, runtime
 from bridge.api.schemas import CreateTaskGroup
 from bridge.api.task_groups import spec_from_request
-from bridge.services.preview import preview_jobspec
+from bridge.services.preview import draft_task_group
 
 bp = Blueprint("preview", url_prefix="/api/v1")
 
@@ -18,8 +18,9 @@ bp = Blueprint("preview", url_prefix="/api/v1")
            response=None, media="text/plain")
 async def jobspec_preview(request: Request) -> HTTPResponse:
     body = parse_body(request, CreateTaskGroup)
-    rendered = await preview_jobspec(request.app.ctx.placer, spec_from_request(body),
-                                     actor(request))
+    spec = spec_from_request(body)
+    draft = draft_task_group(spec, actor(request))
+    rendered = await runtime(request).placer.render_group(draft, spec.route.version)
     return text(rendered.hcl, headers={"x-heteroflow-engine": rendered.engine.value,
                                        "x-heteroflow-vram": rendered.vram_note},
                 content_type="text/plain; charset=utf-8")

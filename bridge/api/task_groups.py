@@ -14,6 +14,7 @@ from bridge.api.http import (
     parse_body,
     respond,
     respond_page,
+    runtime,
     str_arg,
 )
 from bridge.api.schemas import (
@@ -31,14 +32,13 @@ from bridge.api.schemas import (
     parse_ports,
 )
 from bridge.domain.models import HealthCheck, PortMapping
+from bridge.domain.queries import GroupFilter, TaskFilter
 from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
+from bridge.placement.port import PlacementPort
 from bridge.services import operations, task_ops
 from bridge.services import task_groups as service
-from bridge.services.placement import Placer
-from bridge.services.ports import PlacementPort
-from bridge.storage.task_groups import GroupFilter, TaskFilter
 
 bp = Blueprint("task_groups", url_prefix="/api/v1")
 
@@ -99,7 +99,7 @@ async def delete_task_group(request: Request, id: str) -> HTTPResponse:
            query=(QueryParam("plan", "true: answer Nomad's plan for the job (JSON) instead "
                              "of the HCL"),))
 async def get_jobspec(request: Request, id: str) -> HTTPResponse:
-    placer: Placer = request.app.ctx.placer
+    placer = runtime(request).placer
     if str_arg(request, "plan") in ("true", "1"):
         return json(await placer.plan(id))
     rendered = await placer.render(id)
@@ -159,16 +159,16 @@ async def task_action(request: Request, id: str) -> HTTPResponse:
            "SGLang release GPU memory; other engines are paused and keep it)", access="write",
            response=TaskOut)
 async def sleep_task(request: Request, id: str) -> HTTPResponse:
-    task = await task_ops.sleep_task(db(request), request.app.ctx.agents,
-                                     request.app.ctx.secrets, id, actor(request))
+    task = await task_ops.sleep_task(db(request), runtime(request).agents,
+                                     runtime(request).secrets, id, actor(request))
     return respond(TaskOut, task)
 
 
 @operation(bp, "POST", "/tasks/{id}/wake", summary="Wake a sleeping task (sleeping -> waking "
            "-> running)", access="wake", response=TaskOut)
 async def wake_task(request: Request, id: str) -> HTTPResponse:
-    task = await task_ops.wake_task(db(request), request.app.ctx.agents,
-                                    request.app.ctx.secrets, id, actor(request))
+    task = await task_ops.wake_task(db(request), runtime(request).agents,
+                                    runtime(request).secrets, id, actor(request))
     return respond(TaskOut, task)
 
 
@@ -185,8 +185,7 @@ async def report_task_state(request: Request, id: str) -> HTTPResponse:
 
 
 def placement(request: Request) -> PlacementPort | None:
-    port: PlacementPort | None = request.app.ctx.placement
-    return port
+    return runtime(request).placement
 
 
 def spec_from_request(body: CreateTaskGroup) -> TaskGroupSpec:

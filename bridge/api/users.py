@@ -14,6 +14,7 @@ from bridge.api.http import (
     parse_body,
     respond,
     respond_page,
+    runtime,
     str_arg,
 )
 from bridge.api.schemas import (
@@ -68,7 +69,7 @@ async def create_token(request: Request, id: str) -> HTTPResponse:
 @operation(bp, "DELETE", "/tokens/{id}", summary="Revoke a bearer token", access="admin",
            response=None, status=204)
 async def revoke_token(request: Request, id: str) -> HTTPResponse:
-    await service.revoke_token(db(request), id, actor(request), request.app.ctx.tokens)
+    await service.revoke_token(db(request), id, actor(request), runtime(request).tokens)
     return HTTPResponse(status=204)
 
 

@@ -16,13 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bridge.cli.secret_file import write_secret_file
 from bridge.domain.models import Engine, HealthCheck, PortMapping
+from bridge.domain.queries import GroupFilter
 from bridge.domain.specs import TaskGroupSpec
 from bridge.errors import NameTaken
 from bridge.services.context import Actor
 from bridge.services.task_groups import create_task_group, list_task_groups
 from bridge.settings import BridgeSettings
-from bridge.storage.task_groups import GroupFilter
 
 log = logging.getLogger(__name__)
 DEMO_NAME = "demo"
@@ -52,21 +53,20 @@ def attach_demo(app: Any, settings: BridgeSettings, info: dict[str, Any]) -> Non
     model = demo_model(settings)
 
     async def deploy_demo(app: Any) -> None:
-        from bridge.cli.serve import write_secret_file
-
         spec = TaskGroupSpec(
             name=DEMO_NAME, image="ghcr.io/ggml-org/llama.cpp:server", model_path=str(model),
             engine=Engine.LLAMACPP, model_name=DEMO_NAME, gpu_required=0,
             port=PortMapping(container=8080),
             # llama-cpp-python's server has no /health; /v1/models answers once it is loaded
             health_check=HealthCheck(path="/v1/models"))
-        existing, total = await list_task_groups(app.ctx.db, GroupFilter(), limit=1, offset=0)
+        existing, total = await list_task_groups(app.ctx.bridge.db, GroupFilter(), limit=1,
+                                                 offset=0)
         if total and not any(g.name == DEMO_NAME for g in existing):
             log.info("demo skipped: this home already has services")
             return
         try:
-            created = await create_task_group(app.ctx.db, spec, Actor(principal=None),
-                                              app.ctx.placement)
+            created = await create_task_group(app.ctx.bridge.db, spec, Actor(principal=None),
+                                              app.ctx.bridge.placement)
         except NameTaken:
             return  # deployed by an earlier start; its key is in key_file
         if created.api_key_secret:

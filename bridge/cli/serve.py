@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import create_app
+from bridge.cli.secret_file import write_secret_file
 from bridge.crypto import load_or_create_key
 from bridge.domain.models import Role
 from bridge.logs import configure_logging
@@ -130,14 +131,6 @@ def _attach_agent(app: Any, settings: BridgeSettings, token: str | None) -> None
 
     app.register_listener(start_agent, "after_server_start")
     app.register_listener(stop_agent, "before_server_stop")
-
-
-def write_secret_file(path: Path, secret: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
-    os.chmod(path, 0o600)
 
 
 def _venv_command(name: str) -> str:

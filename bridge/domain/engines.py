@@ -2,7 +2,7 @@
 
 One entry per engine (a small spec plus an argument builder), one chain per GPU vendor.
 Arguments are spelled the way each engine's *real* server parses them, which is not always
-the seed's example (see SPEC.md, "What the real engines accept"):
+the seed's example (see docs/engines.md):
 
 * vLLM (``vllm serve``): model positional; sleep needs ``--enable-sleep-mode`` and
   ``VLLM_SERVER_DEV_MODE=1``.

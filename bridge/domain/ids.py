@@ -1,4 +1,4 @@
-"""Identifier generators, in exactly the seed's formats.
+"""Identifier generators, in exactly the seed's formats (docs/product.md, "Entities").
 
 | entity            | format                          |
 |-------------------|---------------------------------|

@@ -13,14 +13,15 @@ from typing import Any
 
 from bridge.domain.status import RollingUpdateState, TaskGroupStatus, TaskStatus
 from bridge.domain.topology import Parallelism
+from heteroflow_contracts import algorithms
 
 JSONObject = dict[str, Any]
 
 
 class Algorithm(StrEnum):
-    ROUND_ROBIN = "round_robin"
-    RANDOM = "random"
-    LEAST_CONNECTIONS = "least_connections"
+    ROUND_ROBIN = algorithms.ROUND_ROBIN
+    RANDOM = algorithms.RANDOM
+    LEAST_CONNECTIONS = algorithms.LEAST_CONNECTIONS
 
 
 class QoS(StrEnum):

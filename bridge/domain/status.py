@@ -1,6 +1,6 @@
 """Status machines of TaskGroup and Task as explicit transition tables.
 
-TaskGroup (the seed's machine)::
+TaskGroup (the seed's machine, docs/product.md "Entities")::
 
     pending -> scheduling -> running <-> sleeping
                    |            |
@@ -25,7 +25,9 @@ An illegal move raises :class:`IllegalTransition` carrying the reason and the mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Protocol
 
 
 class TaskGroupStatus(StrEnum):
@@ -120,3 +122,45 @@ def transition_task(current: TaskStatus, target: TaskStatus) -> TaskStatus:
     if target not in allowed:
         raise IllegalTransition("task", current, target, frozenset(allowed))
     return target
+
+
+class HasStatus(Protocol):
+    """A task as stored, or as the reconciler plans it."""
+
+    @property
+    def status(self) -> TaskStatus: ...
+    @property
+    def status_reason(self) -> str: ...
+
+
+def derive_group(
+    tasks: Sequence[HasStatus], *, stopped: bool, why_pending: str | None
+) -> tuple[TaskGroupStatus, str, int]:
+    """A group's status, reason and running replica count, from its tasks."""
+    G, T = TaskGroupStatus, TaskStatus
+    n = len(tasks)
+    count = {s: sum(1 for t in tasks if t.status is s) for s in T}
+    running = count[T.RUNNING]
+    asleep = count[T.SLEEPING] + count[T.WAKING]
+    if n == 0:
+        return G.PENDING, "the group has no tasks", 0
+    if count[T.COMPLETED] == n or (stopped and running == 0):
+        return G.COMPLETED, "stopped", 0
+    if running == n:
+        return G.RUNNING, "", running
+    if asleep and running + asleep == n:
+        if running:
+            return G.RUNNING, f"{asleep} of {n} replicas asleep", running
+        return G.SLEEPING, "asleep; a request or `wake` brings it back", 0
+    if running:
+        return G.RUNNING, f"{running} of {n} replicas running", running
+    unsettled = n - count[T.FAILED] - count[T.COMPLETED]
+    if count[T.FAILED] and unsettled == 0:
+        first = next(t for t in tasks if t.status is T.FAILED)
+        return G.FAILED, first.status_reason or "its tasks failed", 0
+    if count[T.PENDING] == n and why_pending:
+        return G.SCHEDULING, why_pending, 0
+    starting = count[T.SCHEDULED] + count[T.STARTING]
+    if starting:
+        return G.SCHEDULING, f"{starting} of {n} replicas placed and starting", 0
+    return G.SCHEDULING, why_pending or "waiting for Nomad to place it", 0

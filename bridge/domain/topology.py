@@ -1,6 +1,7 @@
 """Deployment modes: how a TaskGroup turns into nodes, tasks and GPUs per task.
 
-The seed's table, with one change where real engines disagree with it:
+The seed's table (docs/product.md, "Creating a service"), with one change where real
+engines disagree with it:
 
 | mode            | node_count          | task_count  | GPUs per task |
 |-----------------|---------------------|-------------|---------------|

@@ -1,44 +1,25 @@
-"""TaskGroup -> JobspecContext (frozen, validated) -> HCL2 text from jobspecs/*.j2.
+"""JobspecContext (frozen, validated) -> HCL2 text from jobspecs/*.j2.
 
 The context is the only thing templates see; each field is validated here, and every string
 is quoted by the ``s``/``l`` filters (bridge.nomad.hcl), so no user input can inject HCL.
-Placement rules of the seed become Nomad rules:
-
-| seed step              | Nomad rule                                                    |
-|------------------------|---------------------------------------------------------------|
-| 1 GPU type filter      | ``device "nvidia/gpu"``, or a constraint on agent node meta    |
-| 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB`` / meta    |
-| 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
-| 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
-| 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
-| priority / QoS         | job ``priority`` (gold 80, silver 50, bronze 20)              |
+What the context holds is decided by placement (bridge.placement.nomad.job).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Literal
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.domain.engines import Launch
 from bridge.domain.models import GpuVendor, QoS, TaskGroup
 from bridge.nomad.hcl import hcl_comment, hcl_heredoc_safe, hcl_list, hcl_string, hcl_target
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 JOB_ID = r"^hf-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
-# Node metadata the agent publishes (a contract with agent_plugin and the Nomad double).
-META_VENDOR = "${meta.heteroflow.gpu.vendor}"
-META_COUNT = "${meta.heteroflow.gpu.count}"
-META_MEMORY = "${meta.heteroflow.gpu.memory_mb}"
-META_CC = "${meta.heteroflow.gpu.cc}"
-META_ENGINES = "${meta.heteroflow.engines}"
-META_MODELS = "${meta.heteroflow.models}"
 
 
 class _Frozen(BaseModel):
@@ -107,7 +88,6 @@ class JobspecContext(_Frozen):
     files: tuple[File, ...]
     mounts: tuple[Mount, ...]
     vendor: GpuVendor | None
-    device_files: tuple[Annotated[str, Field(pattern=r"^/dev/[A-Za-z0-9_./-]+$")], ...]
     device: DeviceRequest | None
     vram_note: str
     cpu_mhz: Annotated[int, Field(ge=100)]
@@ -116,87 +96,12 @@ class JobspecContext(_Frozen):
     healthy_deadline_s: Annotated[int, Field(ge=30)]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """What the bridge decided before Nomad places: engine launch, vendor, VRAM per GPU."""
-
-    launch: Launch
-    vendor: GpuVendor | None  # None: CPU only
-    gpus_per_task: int
-    vram_per_gpu_mb: int | None
-    vram_note: str
-    engine: str
-    model_in_container: str
-    model_mount: Mount
-    device_files: tuple[str, ...] = ()
-    min_compute_capability: tuple[int, int] | None = None
-
-
 def job_id_for(group: TaskGroup) -> str:
     return f"hf-{group.name}"
 
 
 def service_name_for(group: TaskGroup) -> str:
     return f"hf-{group.name}"
-
-
-def build_context(
-    group: TaskGroup, placement: Placement, *, version: str, namespace: str,
-    region: str | None, datacenters: tuple[str, ...], count: int,
-) -> JobspecContext:
-    constraints: list[Rule] = []
-    vendor = placement.vendor
-    device = None
-    if vendor is GpuVendor.NVIDIA:
-        device = DeviceRequest(name="nvidia/gpu", count=placement.gpus_per_task,
-                               min_memory_mib=placement.vram_per_gpu_mb)
-        if placement.min_compute_capability:
-            major, minor = placement.min_compute_capability
-            constraints.append(Rule(attribute=META_CC, operator="version",
-                                    value=f">= {major}.{minor}"))
-    elif vendor is not None:
-        # No device plugin: the agent's node metadata is the only inventory Nomad sees.
-        constraints.append(Rule(attribute=META_VENDOR, operator="=", value=vendor.value))
-        constraints.append(Rule(attribute=META_COUNT, operator=">=",
-                                value=str(placement.gpus_per_task)))
-        if placement.vram_per_gpu_mb:
-            constraints.append(Rule(attribute=META_MEMORY, operator=">=",
-                                    value=str(placement.vram_per_gpu_mb)))
-    model_key = PurePosixPath(group.model_path).name
-    affinities = (
-        Preference(attribute=META_MODELS, operator="set_contains", value=model_key, weight=50),
-        Preference(attribute=META_ENGINES, operator="set_contains", value=placement.engine,
-                   weight=25),
-    )
-    hc = group.health_check
-    port = group.ports[0]
-    files = tuple(File(name=PurePosixPath(path).name, data=data)
-                  for path, data in placement.launch.files.items())
-    gpus = placement.gpus_per_task
-    return JobspecContext(
-        job_id=job_id_for(group), task_group_id=group.id, task_group_name=group.name,
-        namespace=namespace, region=region, datacenters=datacenters, qos=group.qos,
-        priority=PRIORITY[group.qos],
-        meta={"hf_managed": "true", "hf_task_group_id": group.id,
-              "hf_task_group": group.name, "hf_model": group.model_name,
-              "hf_version": version, "hf_engine": placement.engine},
-        constraints=tuple(constraints), affinities=affinities,
-        spread=group.parallelism.value in ("split", "data_parallel"), count=count,
-        container_port=port.container, static_port=port.host,
-        service_name=service_name_for(group),
-        service_tags=("heteroflow", f"tg={group.id}", f"model={group.model_name}",
-                      f"version={version}", f"engine={placement.engine}"),
-        check=Check(type="http" if hc.type == "http" else "tcp", path=hc.path,
-                    interval_s=hc.interval_seconds, timeout_s=hc.timeout_seconds,
-                    failures=hc.unhealthy_threshold),
-        image=group.image, entrypoint=placement.launch.entrypoint,
-        args=placement.launch.args, env=dict(placement.launch.env), files=files,
-        mounts=(placement.model_mount,), vendor=vendor, device_files=placement.device_files,
-        device=device, vram_note=placement.vram_note,
-        cpu_mhz=2000 * max(1, gpus), memory_mb=max(4096, 8192 * max(1, gpus)),
-        shm_size_bytes=(8 << 30) if gpus > 1 else None,
-        healthy_deadline_s=900,
-    )
 
 
 def render(context: JobspecContext, template: str = "inference.nomad.hcl.j2") -> str:

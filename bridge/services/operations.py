@@ -17,11 +17,12 @@ from bridge.domain import ids
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
-from bridge.services.ports import PlacementPort
 from bridge.services.task_groups import get_task
-from bridge.services.task_ops import follow_group, move_task
+from bridge.services.task_ops import move_task
 from bridge.storage import audit
+from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Database
 
@@ -38,20 +39,15 @@ async def stop_task(db: Database, placement: PlacementPort | None, task_id: str,
         raise InvalidState(f"task {task.id} is {task.status.value}; stop needs one of: "
                            + ", ".join(sorted(s.value for s in STOPPABLE)),
                            details={"status": task.status.value})
-    if group.nomad_job_id and len(group.tasks) > 1:
-        raise InvalidState(
-            "on Nomad one replica of several cannot be stopped alone (Nomad would replace "
-            "it); scale the service down instead (PUT /api/v1/task-groups/{id}/scale)",
-            details={"replicas": len(group.tasks)})
+    if placement is not None:
+        placement.check_stop(group, task)
     # `stopping` first: the engine's end is then known to be asked for, not a crash.
     if task.status is not T.STOPPING:
         async with db.transaction() as conn:
             await move_task(conn, task, T.STOPPING, "stopping on request", actor, "task.stop")
-    if placement is not None:
-        await placement.stop_task(group, task)
+    ended = placement is not None and await placement.stop_task(group, task)
     async with db.transaction() as conn:
-        if placement is not None and group.nomad_job_id is None:
-            # A local engine has ended when the agent answered.
+        if ended:
             current = await group_rows.get_task(conn, task_id)
             if current is not None and current.status is T.STOPPING:
                 # The agent's own report of the engine's end may land between the read and
@@ -94,8 +90,8 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         return group
     removed = [t for t in group.tasks if t.rank >= replicas]
     if placement is not None:
-        await placement.scale(group, replicas)  # Nomad: 409 while a deployment rolls out
-        if group.nomad_job_id is None:  # on Nomad the new count stops the highest ranks
+        await placement.scale(group, replicas)
+        if not placement.ends_removed_ranks(group):
             for task in removed:
                 if task.status in STOPPABLE | {T.WAKING}:
                     if task.status is not T.STOPPING:
@@ -119,16 +115,15 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
                    for rank in range(current, replicas)]
             await group_rows.insert_tasks(conn, new)
         else:
-            await conn.execute("DELETE FROM tasks WHERE group_id = %s AND rank >= %s",
-                               (group.id, replicas))
+            await group_rows.delete_tasks_from_rank(conn, group.id, replicas)
         await audit.append(conn, actor=actor.principal, action="task_group.scale",
                            object_type="task_group", object_id=group.id,
                            request_id=actor.request_id,
                            details={"from": current, "to": replicas,
                                     "removed": [t.id for t in removed]})
-        await follow_group(conn, group.id)
-    if placement is not None and replicas > current and group.nomad_job_id is None:
-        placement.submit(group.id)
+        await rows.follow_group(conn, group.id)
+    if placement is not None:
+        placement.scaled(group, replicas)
     async with db.transaction() as conn:
         scaled = await group_rows.get_task_group(conn, group_id)
     assert scaled is not None

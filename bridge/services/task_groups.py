@@ -1,11 +1,11 @@
-"""Task groups: the seed's eight creation steps in one transaction, reads, and delete."""
+"""Task groups: the seed's eight creation steps in one transaction (docs/product.md,
+"Lifecycle"), reads, and delete."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from bridge.domain import ids
-from bridge.domain.credentials import hash_secret, secret_prefix
 from bridge.domain.engines import engine_from_image, why_engine_cannot_run
 from bridge.domain.models import (
     CPU_CAPABLE_ENGINES,
@@ -17,6 +17,7 @@ from bridge.domain.models import (
     Task,
     TaskGroup,
 )
+from bridge.domain.queries import GroupFilter, TaskFilter
 from bridge.domain.specs import TaskGroupSpec
 from bridge.domain.status import (
     DELETABLE_GROUP_STATES,
@@ -26,15 +27,15 @@ from bridge.domain.status import (
 )
 from bridge.domain.topology import Topology, TopologyError, plan_topology
 from bridge.errors import Conflict, InvalidState, NameTaken, NotFound, ValidationFailed
+from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
-from bridge.services.ports import PlacementPort
 from bridge.storage import api_keys as key_rows
 from bridge.storage import audit
 from bridge.storage import endpoints as endpoint_rows
 from bridge.storage import model_routes as route_rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Conn, Database, DuplicateKey
-from bridge.storage.task_groups import GroupFilter, TaskFilter
+from heteroflow_contracts.credentials import hash_secret, secret_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,31 +89,27 @@ async def create_task_group(
 
     key = secret = None
     try:
-        async with db.transaction() as conn:
-            # One round trip for steps 3-8: the rows do not depend on each other's answers.
-            async with conn.pipeline():
-                await group_rows.insert_task_group(conn, group)  # 3
-                await group_rows.insert_tasks(conn, tasks)  # 4
-                if route is not None and endpoint is not None:
-                    await route_rows.insert_route(conn, route)  # 5
-                    await endpoint_rows.insert_endpoint(conn, endpoint)  # 6
-                    key, secret = await issue_api_key(conn, endpoint.id, "default", actor)  # 7
-                await audit.append(  # 8
-                    conn, actor=actor.principal, action="task_group.create",
-                    object_type="task_group", object_id=group.id,
-                    request_id=actor.request_id,
-                    details={"name": group.name, "tasks": len(tasks),
-                             "endpoint": group.endpoint_id,
-                             "route": route.id if route else None,
-                             "api_key": key.id if key else None},
-                )
-                # The rows' created_at/updated_at defaults are this transaction's timestamp.
-                cur = await conn.execute("SELECT transaction_timestamp() AS at")
-            row = await cur.fetchone()
+        # One round trip for steps 3-8: the rows do not depend on each other's answers.
+        async with db.transaction() as conn, conn.pipeline():
+            await group_rows.insert_task_group(conn, group)  # 3
+            await group_rows.insert_tasks(conn, tasks)  # 4
+            if route is not None and endpoint is not None:
+                await route_rows.insert_route(conn, route)  # 5
+                await endpoint_rows.insert_endpoint(conn, endpoint)  # 6
+                key, secret = await issue_api_key(conn, endpoint.id, "default", actor)  # 7
+            await audit.append(  # 8
+                conn, actor=actor.principal, action="task_group.create",
+                object_type="task_group", object_id=group.id,
+                request_id=actor.request_id,
+                details={"name": group.name, "tasks": len(tasks),
+                         "endpoint": group.endpoint_id,
+                         "route": route.id if route else None,
+                         "api_key": key.id if key else None},
+            )
+            # Last: reading its answer sends the pipeline, still one round trip.
+            at = await group_rows.transaction_time(conn)
     except DuplicateKey as exc:
         raise _conflict(exc, spec) from exc
-    assert row is not None
-    at = row["at"]
     stored = replace(group, created_at=at, updated_at=at,
                      tasks=[replace(t, created_at=at, updated_at=at) for t in tasks])
     if route is not None:

@@ -12,18 +12,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.agents.client import AgentClient
+from bridge.agents.client import AgentClient, SleepTarget
+from bridge.agents.shapes import RemoteEngine
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
-from bridge.domain.models import Engine, Task
-from bridge.domain.status import (
-    TASK_GROUP_TRANSITIONS,
-    IllegalTransition,
-    TaskStatus,
-    transition_task,
-)
+from bridge.domain.models import Engine, Role, Task
+from bridge.domain.status import IllegalTransition, TaskStatus, transition_task
 from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
-from bridge.reconciler.plan import TaskRow, derive_group
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
 from bridge.storage import audit
@@ -57,10 +52,10 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
         if task.status not in SLEEPABLE:
             raise _wrong_state(task, "sleep", SLEEPABLE)
         url, secret = await _agent_of(conn, box, task)
-    answer = await agents.call(url, secret, *_agent_route(task, engine, "sleep"))
-    mode = answer.get("mode")
-    released = bool(answer.get("gpu_memory_released"))
-    reason = answer.get("message") or (
+    answer = await agents.sleep(url, secret, _sleep_target(task, engine))
+    mode = answer.mode
+    released = answer.gpu_memory_released
+    reason = answer.message or (
         "asleep, GPU memory released" if released else "compute paused, GPU memory kept")
     async with db.transaction() as conn:
         # The agent may have reported meanwhile (starting -> running): move from what the
@@ -86,7 +81,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
         url, secret = await _agent_of(conn, box, task)
         await move_task(conn, task, T.WAKING, "waking up", actor, "task.wake")
     try:
-        answer = await agents.call(url, secret, *_agent_route(task, engine, "wake"))
+        answer = await agents.wake(url, secret, _sleep_target(task, engine))
     except Exception:
         async with db.transaction() as conn:
             current = await group_rows.get_task(conn, task_id)
@@ -97,7 +92,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
     async with db.transaction() as conn:
         current = await group_rows.get_task(conn, task_id)
         if current is not None and current.status is T.WAKING:
-            await move_task(conn, current, T.RUNNING, answer.get("message") or "awake", actor,
+            await move_task(conn, current, T.RUNNING, answer.message or "awake", actor,
                         "task.awake", sleep_mode=None, gpu_released=False)
     return await get_task(db, task_id)
 
@@ -158,23 +153,7 @@ async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, act
                        object_id=task.id, request_id=actor.request_id,
                        details={"from": task.status.value, "to": target.value,
                                 "reason": reason})
-    await follow_group(conn, task.group_id)
-
-
-async def follow_group(conn: Conn, group_id: str) -> None:
-    """The group's status, reason and running count follow its tasks."""
-    group = await group_rows.get_task_group(conn, group_id, for_update=True)
-    if group is None:
-        return
-    status, reason, running = derive_group(
-        [TaskRow(id=t.id, rank=t.rank, status=t.status, status_reason=t.status_reason)
-         for t in group.tasks], stopped=False, why_pending=None)
-    if status is not group.status and status not in TASK_GROUP_TRANSITIONS[group.status]:
-        log.warning("group status not followed", extra={
-            "task_group_id": group_id, "from": group.status.value, "to": status.value})
-        return
-    await rows.update_group_if(conn, group_id, group.status.value, status=status.value,
-                               status_reason=reason, current_replicas=running)
+    await rows.follow_group(conn, task.group_id)
 
 
 async def _require_gpus_free(conn: Conn, task: Task) -> None:
@@ -182,21 +161,15 @@ async def _require_gpus_free(conn: Conn, task: Task) -> None:
     make sure no other task holds them now (Nomad keeps an allocation's devices anyway)."""
     if not (task.gpu_released and task.gpu_id and task.node_id and task.alloc_id is None):
         return
-    cur = await conn.execute(
-        "SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s AND gpu_id IS NOT NULL"
-        " AND status IN ('scheduled', 'starting', 'running', 'waking', 'stopping')"
-        " UNION ALL SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s"
-        " AND status = 'sleeping' AND NOT gpu_released AND gpu_id IS NOT NULL",
-        (task.node_id, task.id, task.node_id, task.id))
     mine = set(task.gpu_id.split(","))
-    for row in await cur.fetchall():
-        taken = mine & set(row["gpu_id"].split(","))
+    for holder, gpu_ids in await rows.gpu_holders(conn, task.node_id, besides=task.id):
+        taken = mine & set(gpu_ids.split(","))
         if taken:
             raise InvalidState(
                 f"GPU(s) {', '.join(sorted(taken))} of task {task.id} were given to task "
-                f"{row['id']} while it slept; stop one of them, or stop this task and retry "
+                f"{holder} while it slept; stop one of them, or stop this task and retry "
                 "it to place it on free GPUs",
-                details={"gpus": sorted(taken), "holder": row["id"]})
+                details={"gpus": sorted(taken), "holder": holder})
 
 
 async def _task_and_engine(conn: Conn, task_id: str) -> tuple[Task, Engine | None]:
@@ -219,26 +192,21 @@ async def _agent_of(conn: Conn, box: SecretBox, task: Task) -> tuple[str, str]:
     return url, box.open(sealed)
 
 
-def _agent_route(task: Task, engine: Engine | None, verb: str) -> tuple[str, str,
-                                                                       dict[str, Any]]:
-    """Where on the agent: its own tasks by id; engines Nomad placed by address."""
+def _sleep_target(task: Task, engine: Engine | None) -> SleepTarget:
+    """Which engine on the agent: its own tasks by id; engines Nomad placed by address."""
     if task.alloc_id is None:
-        return "POST", f"/v1/tasks/{task.id}/{verb}", {}
+        return task.id
     sleep_api = ENGINES[engine].sleep_api if engine else None
-    return "POST", f"/v1/{verb}", {
-        "task_id": task.id, "address": task.address, "sleep_api": sleep_api,
-        # Nomad's docker driver names containers <task>-<allocation id>.
-        "container": f"engine-{task.alloc_id}"}
+    # Nomad's docker driver names containers <task>-<allocation id>.
+    return RemoteEngine(task_id=task.id, address=task.address, sleep_api=sleep_api,
+                        container=f"engine-{task.alloc_id}")
 
 
 async def _require_own_node(conn: Conn, task: Task, actor: Actor) -> None:
     principal = actor.principal
-    if principal is None or principal.role.value == "admin":
+    if principal is None or principal.role is Role.ADMIN:
         return
-    cur = await conn.execute(
-        "SELECT 1 FROM nodes WHERE (id = %s OR nomad_node_id = %s) AND registered_by = %s",
-        (task.node_id, task.node_id, principal.name))
-    if await cur.fetchone() is None:
+    if not await node_rows.reported_by(conn, task.node_id, principal.name):
         raise Forbidden(f"task {task.id} does not run on a node this agent reports",
                         details={"node_id": task.node_id})
 

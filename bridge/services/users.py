@@ -5,20 +5,20 @@ from __future__ import annotations
 import time
 
 from bridge.domain import ids
-from bridge.domain.credentials import hash_secret, secret_matches, secret_prefix
 from bridge.domain.models import Principal, Role, User
 from bridge.errors import NameTaken, NotFound, Unauthorized
 from bridge.services.context import Actor
 from bridge.storage import audit
 from bridge.storage import users as user_rows
 from bridge.storage.db import Conn, Database, DuplicateKey
+from heteroflow_contracts.credentials import hash_secret, secret_matches, secret_prefix
 
 
 async def bootstrap_admin(db: Database) -> str | None:
     """Create the first admin when there are no users; return its token once, else None."""
     async with db.transaction() as conn:
         # Serialise concurrent first starts: only one of them may create the admin.
-        await conn.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        await user_rows.lock_users(conn)
         if await user_rows.count_users(conn) > 0:
             return None
         user = User(id=ids.new_user_id(), name="admin", role=Role.ADMIN)
@@ -137,17 +137,15 @@ async def ensure_service_account(db: Database, name: str, role: Role) -> tuple[s
     revoked, so only the token handed to this run's component works.
     """
     async with db.transaction() as conn:
-        cur = await conn.execute("SELECT id FROM users WHERE name = %s", (name,))
-        row = await cur.fetchone()
-        if row is None:
+        found = await user_rows.user_id_by_name(conn, name)
+        if found is None:
             user = User(id=ids.new_user_id(), name=name, role=role)
             await user_rows.insert_user(conn, user)
             user_id = user.id
             await audit.append(conn, actor=None, action="user.create", object_type="user",
                                object_id=user_id, details={"name": name, "role": role.value})
         else:
-            user_id = row["id"]
-            await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s"
-                               " AND revoked_at IS NULL", (user_id,))
+            user_id = found
+            await user_rows.revoke_tokens_of(conn, user_id)
         _, token = await _issue_token(conn, user_id, "local")
     return user_id, token

@@ -86,3 +86,11 @@ async def agent_endpoint(conn: Conn, node_id: str) -> tuple[str | None, str | No
         " ORDER BY (id = %s) DESC, last_heartbeat DESC LIMIT 1", (node_id, node_id, node_id))
     row = await cur.fetchone()
     return (row["agent_url"], row["agent_secret_enc"]) if row else (None, None)
+
+
+async def reported_by(conn: Conn, node_id: str | None, principal_name: str) -> bool:
+    """Whether the agent of ``principal_name`` registered the node (by id or Nomad id)."""
+    cur = await conn.execute(
+        "SELECT 1 FROM nodes WHERE (id = %s OR nomad_node_id = %s) AND registered_by = %s",
+        (node_id, node_id, principal_name))
+    return await cur.fetchone() is not None

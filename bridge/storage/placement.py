@@ -1,14 +1,19 @@
-"""Rows the reconciler and the placer read and write (guarded, short writes)."""
+"""Placement facts of task and group rows: guarded short writes, the group status that
+follows its tasks, and who holds which GPUs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from psycopg.rows import DictRow
 
-from bridge.domain.status import TaskGroupStatus
+from bridge.domain.status import TASK_GROUP_TRANSITIONS, TaskGroupStatus, derive_group
+from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Conn
+
+log = logging.getLogger(__name__)
 
 _GROUP_SQL = (
     "SELECT g.id, g.name, g.status, g.status_reason, g.nomad_job_id, g.current_replicas,"
@@ -50,6 +55,20 @@ async def update_group_if(conn: Conn, group_id: str, expected: str, **values: An
     return cur.rowcount == 1
 
 
+async def follow_group(conn: Conn, group_id: str) -> None:
+    """The group's status, reason and running count follow its tasks."""
+    group = await group_rows.get_task_group(conn, group_id, for_update=True)
+    if group is None:
+        return
+    status, reason, running = derive_group(group.tasks, stopped=False, why_pending=None)
+    if status is not group.status and status not in TASK_GROUP_TRANSITIONS[group.status]:
+        log.warning("group status not followed", extra={
+            "task_group_id": group_id, "from": group.status.value, "to": status.value})
+        return
+    await update_group_if(conn, group_id, group.status.value, status=status.value,
+                          status_reason=reason, current_replicas=running)
+
+
 async def record_registration(
     conn: Conn, group_id: str, *, job_id: str, modify_index: int, engine: str | None
 ) -> None:
@@ -84,3 +103,15 @@ async def route_version(conn: Conn, group_id: str) -> str:
         " ORDER BY (status = 'active') DESC, priority, created_at LIMIT 1", (group_id,))
     row = await cur.fetchone()
     return str(row["version"]) if row else "v1"
+
+
+async def gpu_holders(conn: Conn, node_id: str, *, besides: str) -> list[tuple[str, str]]:
+    """(task id, its GPU ids) of the node's other tasks that hold GPUs now; a sleep that
+    released GPU memory holds none."""
+    cur = await conn.execute(
+        "SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s AND gpu_id IS NOT NULL"
+        " AND status IN ('scheduled', 'starting', 'running', 'waking', 'stopping')"
+        " UNION ALL SELECT id, gpu_id FROM tasks WHERE node_id = %s AND id <> %s"
+        " AND status = 'sleeping' AND NOT gpu_released AND gpu_id IS NOT NULL",
+        (node_id, besides, node_id, besides))
+    return [(r["id"], r["gpu_id"]) for r in await cur.fetchall()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.rows import DictRow
@@ -17,6 +17,7 @@ from bridge.domain.models import (
     Task,
     TaskGroup,
 )
+from bridge.domain.queries import GroupFilter, TaskFilter
 from bridge.domain.status import RollingUpdateState, TaskGroupStatus, TaskStatus
 from bridge.domain.topology import Parallelism
 from bridge.storage.db import Conn
@@ -34,20 +35,6 @@ _TASK_COLUMNS = (
     " model_path, ports, volumes, estimated_gpu_memory_mb, created_at, updated_at, address,"
     " alloc_id, node_name, sleep_mode, gpu_released"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class GroupFilter:
-    status: str | None = None
-    name: str | None = None  # substring
-    model_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskFilter:
-    group_id: str | None = None
-    status: str | None = None
-    node_id: str | None = None
 
 
 def _jsonb(value: Any) -> Jsonb | None:
@@ -234,6 +221,21 @@ def _group_where(flt: GroupFilter) -> tuple[str, list[Any]]:
 async def delete_task_group(conn: Conn, group_id: str) -> None:
     # tasks, endpoint, routes and keys go with it (ON DELETE CASCADE).
     await conn.execute("DELETE FROM task_groups WHERE id = %s", (group_id,))
+
+
+async def delete_tasks_from_rank(conn: Conn, group_id: str, rank: int) -> None:
+    """Remove the group's tasks of ``rank`` and above (a scale down)."""
+    await conn.execute("DELETE FROM tasks WHERE group_id = %s AND rank >= %s",
+                       (group_id, rank))
+
+
+async def transaction_time(conn: Conn) -> datetime:
+    """The transaction's timestamp: the created_at/updated_at its inserts defaulted to."""
+    cur = await conn.execute("SELECT transaction_timestamp() AS at")
+    row = await cur.fetchone()
+    assert row is not None
+    at: datetime = row["at"]
+    return at
 
 
 async def list_tasks(

@@ -81,3 +81,19 @@ async def revoke_token(conn: Conn, token_id: str) -> bool:
         (token_id,),
     )
     return cur.rowcount == 1
+
+
+async def lock_users(conn: Conn) -> None:
+    """Serialise concurrent first starts until the transaction ends."""
+    await conn.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+
+
+async def user_id_by_name(conn: Conn, name: str) -> str | None:
+    cur = await conn.execute("SELECT id FROM users WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    return str(row["id"]) if row else None
+
+
+async def revoke_tokens_of(conn: Conn, user_id: str) -> None:
+    await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s"
+                       " AND revoked_at IS NULL", (user_id,))

@@ -13,6 +13,12 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gateway.pool import Backend
+from heteroflow_contracts.algorithms import (
+    DEFAULT_ALGORITHM,
+    LEAST_CONNECTIONS,
+    RANDOM,
+    ROUND_ROBIN,
+)
 
 
 class Balancer(Protocol):
@@ -54,11 +60,11 @@ class LeastConnections:
 
 
 BALANCERS: dict[str, Callable[[], Balancer]] = {
-    "round_robin": RoundRobin,
-    "random": Random,
-    "least_connections": LeastConnections,
+    ROUND_ROBIN: RoundRobin,
+    RANDOM: Random,
+    LEAST_CONNECTIONS: LeastConnections,
 }
 
 
 def make_balancer(name: str) -> Balancer:
-    return BALANCERS.get(name, RoundRobin)()
+    return BALANCERS.get(name, BALANCERS[DEFAULT_ALGORITHM])()

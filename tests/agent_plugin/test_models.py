@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agent_plugin._json import ShapeError
-from agent_plugin.models import VENDORS, DetectionReport, GpuDevice, ModelInfo, ScanResult
-from agent_plugin.visibility import UnknownVendor, device_files, visible_devices_env
+from agent_plugin.models import DetectionReport, GpuDevice, ModelInfo, ScanResult
+from heteroflow_contracts.vendors import VENDORS, UnknownVendor, device_files, visible_devices_env
 
 DEVICE = GpuDevice(vendor="nvidia", index=0, uuid="GPU-1", name="NVIDIA A100",
                    memory_total_mb=40960, memory_used_mb=1, memory_free_mb=40959,

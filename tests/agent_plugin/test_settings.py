@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from agent_plugin.detectors import context_from_settings, detect_all, enabled_detectors
-from agent_plugin.models import VENDORS
 from agent_plugin.settings import AgentSettings
+from heteroflow_contracts.vendors import VENDORS
 from tests.support.agent_helpers import GPU_FIXTURES
 
 

@@ -5,32 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bridge.crypto import SecretBox
-from tests.support.bridge_helpers import error_of, unique
+from tests.support.bridge_helpers import error_of, heartbeat, unique
 from tests.support.pg import TEST_SECRET_KEY
-
-
-def heartbeat(node_id: str, **over) -> dict:
-    body = {
-        "node_id": node_id, "name": f"{node_id}.lan", "agent_url": "http://127.0.0.1:3334",
-        "agent_secret": "s3cret-s3cret-s3cret-0001", "nomad_node_id": None,
-        "facts": {"hostname": node_id, "cpu_count": 2, "memory_mb": 24000},
-        "gpus": [{"vendor": "nvidia", "index": 0, "uuid": "GPU-1", "name": "NVIDIA A100",
-                  "memory_total_mb": 81920, "memory_used_mb": 0, "memory_free_mb": 81920,
-                  "utilization_percent": 0.0, "temperature_c": 30.0, "power_w": 60.5,
-                  "driver_version": "550.54", "pci_bus_id": "00000000:1B:00.0",
-                  "healthy": True, "health_reason": "", "compute_capability": "8.0"}],
-        "skipped": {"amd": "amd-smi not found"},
-        "engines": ["vllm", "llamacpp"],
-        "models": [{"name": "SmolLM2-135M-Instruct.Q4_1", "format": "gguf",
-                    "path": "/models/smollm2.gguf", "size_bytes": 92_000_000,
-                    "architecture": "llama", "parameter_count": 134_515_008,
-                    "quantization": "Q4_1", "context_length": 8192, "num_layers": 30,
-                    "hidden_size": 576, "num_kv_heads": 3, "head_dim": 64,
-                    "estimated_vram_mb": 512, "vram_explanation": "weights 88 MiB ...",
-                    "mtime": 1.0}],
-    }
-    body.update(over)
-    return body
 
 
 async def agent_client(admin, bridge):

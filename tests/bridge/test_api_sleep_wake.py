@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.bridge.test_api_nodes import heartbeat
-from tests.support.bridge_helpers import error_of, seed_example, unique
+from tests.support.bridge_helpers import error_of, heartbeat, seed_example, unique
 from tests.support.pg import free_port
 
 SECRET = "agent-secret-" + "a" * 24

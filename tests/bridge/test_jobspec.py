@@ -15,13 +15,12 @@ import pytest
 from bridge.domain.models import Engine, GpuVendor, HealthCheck, PortMapping, QoS
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
-from bridge.nomad.jobspec import build_context, render
-from bridge.services.placement import Placer
+from bridge.placement.nomad.placer import Placer
 from bridge.settings import BridgeSettings
 from tests.support.factories import make_task_group
+from tests.support.jobspec_render import GID, rendered
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "jobspecs"
-GID = "tg-1795602254106145117-df16"
 
 CASES: dict[str, dict[str, Any]] = {
     "vllm-nvidia-tp2": dict(parallelism=Parallelism.TENSOR_PARALLEL, world_size=2,
@@ -47,16 +46,6 @@ CASES: dict[str, dict[str, Any]] = {
     "tcp-check": dict(health_check=HealthCheck(type="tcp", interval_seconds=5,
                                                timeout_seconds=2, unhealthy_threshold=5)),
 }
-
-
-async def rendered(name: str = "qwen", version: str = "v1", **over: Any) -> str:
-    group = make_task_group(id=GID, name=name, **over)
-    count = {Parallelism.SPLIT: group.world_size}.get(group.parallelism, 1)
-    placer = Placer(None, None, BridgeSettings(model_roots=(Path("/models"),)))  # type: ignore[arg-type]
-    placement, _ = await placer._decide(group)
-    context = build_context(group, placement, version=version, namespace="default",
-                            region=None, datacenters=("dc1",), count=count)
-    return render(context)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -113,17 +102,33 @@ async def test_split_spreads_replicas() -> None:
     assert unq(group["spread"][0]["attribute"]) == "${node.unique.id}"
 
 
-async def test_non_nvidia_vendor_uses_meta_and_device_files() -> None:
-    job = job_of(await rendered(**CASES["mindie-ascend"]))
-    rules = {(unq(c["attribute"]), unq(c["operator"]), unq(c["value"]))
-             for c in job["constraint"]}
-    assert ("${meta.heteroflow.gpu.vendor}", "=", "ascend") in rules
-    assert ("${meta.heteroflow.gpu.count}", ">=", "4") in rules
+@pytest.mark.parametrize("vendor", list(GpuVendor))
+async def test_every_vendor_asks_for_its_plugin_devices(vendor: GpuVendor) -> None:
+    """heteroflow-gpu reports "<vendor>/gpu" devices: Nomad picks distinct ones and the
+    plugin's Reserve maps their files and sets the visible-devices variables, so the job
+    names no device file, no node's "first N devices" and no such variable."""
+    engine = {GpuVendor.ASCEND: Engine.MINDIE, GpuVendor.MUSA: Engine.VLLM_MTT,
+              GpuVendor.NVIDIA: Engine.VLLM, GpuVendor.AMD: Engine.VLLM,
+              GpuVendor.HYGON: Engine.VLLM}.get(vendor, Engine.TRANSFORMERS)
+    job = job_of(await rendered(engine=engine, gpu_type=vendor, gpu_required=2,
+                                parallelism=Parallelism.TENSOR_PARALLEL, world_size=2,
+                                estimated_gpu_memory_mb=40000))
     task = job["group"][0]['"engine"']["task"][0]['"engine"']
-    devices = [unq(d["host_path"]) for d in task["config"][0]["devices"]]
-    assert "/dev/davinci3" in devices and "/dev/davinci_manager" in devices
-    assert "device" not in task["resources"][0]
-    assert unq(task["env"][0]["ASCEND_RT_VISIBLE_DEVICES"]) == "0,1,2,3"
+    device = task["resources"][0]["device"][0][f'"{vendor.value}/gpu"']
+    assert device["count"] == 2
+    assert unq(device["constraint"][0]["value"]) == "20000 MiB"
+    assert "devices" not in task["config"][0]
+    rules = {unq(c["attribute"]) for c in job.get("constraint") or []}
+    assert not rules & {"${meta.heteroflow.gpu.vendor}", "${meta.heteroflow.gpu.count}",
+                        "${meta.heteroflow.gpu.memory_mb}"}
+    env = task.get("env", [{}])[0]
+    assert not [k for k in env if k.endswith("VISIBLE_DEVICES")]
+
+
+async def test_ascend_keeps_its_engine_config() -> None:
+    job = job_of(await rendered(**CASES["mindie-ascend"]))
+    task = job["group"][0]['"engine"']["task"][0]['"engine"']
+    assert task["resources"][0]["device"][0]['"ascend/gpu"']["count"] == 4
     assert "template" in task  # MindIE's config.json
 
 
@@ -143,7 +148,7 @@ async def test_hostile_values_stay_data() -> None:
 async def test_model_outside_roots_is_refused_before_rendering() -> None:
     group = make_task_group(id=GID, model_path="/var/run/docker.sock")
     placer = Placer(None, None, BridgeSettings(model_roots=(Path("/models"),)))  # type: ignore[arg-type]
-    from bridge.services.model_paths import check_model_path
+    from bridge.placement.model_paths import check_model_path
 
     with pytest.raises(ValidationFailed):
         check_model_path(group.model_path, placer.settings.model_roots)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import ValidationFailed
-from bridge.services.model_paths import check_model_path
+from bridge.placement.model_paths import check_model_path
 
 
 @pytest.fixture

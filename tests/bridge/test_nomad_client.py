@@ -12,7 +12,7 @@ from aiohttp import ClientSession, web
 from bridge.errors import NomadConflict, NomadForbidden, NomadRejected, NomadUnavailable
 from bridge.nomad.client import NomadClient
 from bridge.settings import BridgeSettings
-from tests.bridge.test_jobspec import rendered
+from tests.support.jobspec_render import rendered
 from tests.support.nomad_double import ManualRunner, NomadDouble, mixed_fleet
 from tests.support.pg import free_port
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bridge.domain.status import TaskGroupStatus as G
 from bridge.domain.status import TaskStatus as T
+from bridge.domain.status import derive_group
 from bridge.nomad.allocations import ObservedAlloc
-from bridge.reconciler.plan import GroupRow, JobView, TaskRow, decide, derive_group
+from bridge.placement.nomad.plan import GroupRow, JobView, TaskRow, decide
 
 JOB = "hf-qwen"
 

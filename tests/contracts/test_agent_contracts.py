@@ -1,8 +1,8 @@
 """Agent <-> bridge JSON, checked on both sides: the agent's heartbeat (built by the agent's
 own code from a static inventory and a scanned folder with real model files) against the
 bridge's ``Heartbeat`` schema, the bridge's answer against the agent's reader, the task
-state report, and the bridge's sleep/wake calls against the agent's API schema. The JSON
-fixtures here are what both sides parse."""
+state report, and the bridge's start, sleep and wake calls against the agent's API schema.
+The JSON fixtures here are what both sides parse."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent_plugin.api.schemas import RemoteSleepIn
+from agent_plugin.api.schemas import RemoteSleepIn, RestartIn, StartTaskIn
 from agent_plugin.identity import load_identity
 from agent_plugin.lifecycle import SLEEP_APIS
 from agent_plugin.report.loop import build_heartbeat
@@ -24,6 +24,7 @@ from agent_plugin.report.shapes import (
 )
 from agent_plugin.report.survey import Surveyor
 from agent_plugin.settings import AgentSettings
+from bridge.agents.shapes import RemoteEngine, RestartPolicy, StartTask
 from bridge.api import schemas as bridge_schemas
 from tests.support.agent_helpers import GPU_FIXTURES
 from tests.support.model_factory import make_hf_folder, write_gguf
@@ -112,5 +113,47 @@ class TestSleepCalls:
 
         for data in fixture("agent_sleep_request.json"):
             assert RemoteSleepIn.model_validate(data).model_dump() == data
+            assert wire(RemoteEngine(**data).to_json()) == data
+        assert set(RemoteEngine.__dataclass_fields__) == set(RemoteSleepIn.model_fields)
         named = {spec.sleep_api for spec in ENGINES.values()} - {None}
         assert named <= set(SLEEP_APIS), "an engine's sleep API has no agent driver"
+
+
+class TestStartTask:
+    """``POST /v1/tasks``: what the bridge's local placement sends to start an engine."""
+
+    def bridges_body(self) -> dict[str, Any]:
+        start = StartTask(
+            task_id="task-5f2a9c-r0-tg-1764000000000000000-ab12",
+            argv=("/usr/bin/python3", "-m", "vllm.entrypoints.openai.api_server", "--model",
+                  "/models/Qwen2.5-7B-Instruct", "--served-model-name", "qwen2.5-7b",
+                  "--port", "24817", "--enable-sleep-mode"),
+            env={"VLLM_SERVER_DEV_MODE": "1"}, port=24817, gpu_vendor="nvidia",
+            gpu_ids=("0", "1"), restart=RestartPolicy(attempts=2, delay_seconds=5.0),
+            health_path="/health", engine="vllm", sleep_api="vllm", idle_timeout_minutes=30)
+        return wire(start.to_json())
+
+    def test_the_bridge_builds_the_fixture(self) -> None:
+        assert self.bridges_body() == fixture("agent_start_task.json")
+
+    def test_the_agent_takes_it_as_sent(self) -> None:
+        data = fixture("agent_start_task.json")
+        assert StartTaskIn.model_validate(data).model_dump() == data
+
+    def test_no_field_on_one_side_only(self) -> None:
+        data = self.bridges_body()
+        assert set(data) == set(StartTaskIn.model_fields)
+        assert set(data["restart"]) == set(RestartIn.model_fields)
+
+    def test_what_the_bridge_may_send_the_agent_takes(self) -> None:
+        from bridge.domain.engines import ENGINES
+        from heteroflow_contracts.vendors import VENDORS
+
+        body = self.bridges_body()
+        for vendor in (None, *VENDORS):
+            for sleep_api in {spec.sleep_api for spec in ENGINES.values()}:
+                ids = ["0"] if vendor else []
+                StartTaskIn.model_validate(body | {"gpu_vendor": vendor, "gpu_ids": ids,
+                                                   "sleep_api": sleep_api})
+        for engine in ENGINES:
+            StartTaskIn.model_validate(body | {"engine": engine.value})

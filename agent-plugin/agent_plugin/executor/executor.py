@@ -34,7 +34,7 @@ from agent_plugin.executor.spec import (
     TaskStatus,
 )
 from agent_plugin.settings import inherited_environment
-from agent_plugin.visibility import UnknownVendor, visible_devices_env
+from heteroflow_contracts.vendors import UnknownVendor, visible_devices_env
 
 log = logging.getLogger(__name__)
 

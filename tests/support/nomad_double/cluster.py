@@ -342,6 +342,21 @@ class Cluster:
         return {"EvalIDs": None, "EvalCreateIndex": 0, "NodeModifyIndex": txn.index,
                 "Index": txn.index, "LastContact": 0, "KnownLeader": False}
 
+    def set_node_devices(self, node_id: str, devices: list[Json] | None) -> Json:
+        """A client's node update after its device plugin sent a new fingerprint: the new
+        NodeResources.Devices (health included), and blocked evaluations may retry."""
+        node = self.store.nodes.get(node_id)
+        if node is None:
+            raise ApiError(404, "node not found")
+        updated = copy.deepcopy(node)
+        updated["NodeResources"]["Devices"] = copy.deepcopy(devices) or None
+        updated["ComputedClass"] = computed_class(updated)
+        txn = self.store.begin("NodeRegistration")
+        self.store.put_node(txn, updated)
+        self.store.commit(txn)
+        self.scheduler.unblock(updated["ComputedClass"])
+        return updated
+
 
 def spec(job: Json) -> str:
     """The part of a job whose change makes a new version."""

@@ -30,6 +30,7 @@ _UNITS.update({"MHz": ("hertz", 10 ** 6), "GHz": ("hertz", 10 ** 9), "mW": ("wat
                "W": ("watt", 10 ** 3), "kW": ("watt", 10 ** 6), "MW": ("watt", 10 ** 9),
                "GW": ("watt", 10 ** 12)})
 _UNITS_BY_LENGTH = sorted(_UNITS, key=len, reverse=True)
+UNITS = frozenset(_UNITS)  # plugins/shared/structs/units.go: the units Nomad accepts
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Client nodes for the double: a mixed GPU fleet (stored as JSON fixtures) and large A100 fleets.
 
-NVIDIA GPUs appear as `nvidia/gpu` devices because the NVIDIA device plugin reports them; other
-vendors have no Nomad device plugin and are only visible through node metadata. Every GPU node
-carries the dynamic metadata our node agent publishes (`heteroflow.*` keys, a contract).
+NVIDIA GPUs appear as `nvidia/gpu` devices as a device plugin reports them; the other vendors'
+fixture nodes are visible only through node metadata, as on a cluster without heteroflow-gpu
+(`device_plugins.with_plugin_devices` gives a node the devices the real plugin reports).
+Every GPU node carries the dynamic metadata our node agent publishes (`heteroflow.*` keys,
+a contract).
 Addresses are 127.0.0.0/8 loopback addresses so processes started for allocations are reachable.
 Every node offers a `models` host volume (/srv/models), where engines find model weights.
 

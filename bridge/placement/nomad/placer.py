@@ -1,9 +1,9 @@
 """The Placer: turns a stored TaskGroup into a Nomad job, registers it, purges it.
 
 Decisions made here, before Nomad places (each with its reason):
-vendor (the requested GPU type, else NVIDIA when the engine runs there, since only NVIDIA
-has a Nomad device plugin), engine (the requested one, else the vendor's chain, skipping
-engines no candidate node can run), VRAM per GPU, and the model mount.
+vendor (the requested GPU type, else NVIDIA when the engine runs there), engine (the
+requested one, else the vendor's chain, skipping engines no candidate node can run), VRAM
+per GPU, and the model mount.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from agent_plugin.visibility import device_files, visible_devices_env
 from bridge.domain.engines import (
     ENGINES,
     LaunchInput,
@@ -35,8 +34,10 @@ from bridge.errors import (
     ValidationFailed,
 )
 from bridge.nomad.client import NomadClient
-from bridge.nomad.jobspec import Mount, Placement, build_context, job_id_for, render
-from bridge.services.model_paths import check_model_path
+from bridge.nomad.jobspec import Mount, job_id_for, render
+from bridge.placement.model_paths import check_model_path
+from bridge.placement.nomad.job import Placement, build_context
+from bridge.placement.shared import default_vendor, vram_per_gpu_mb
 from bridge.settings import BridgeSettings
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
@@ -104,6 +105,10 @@ class Placer:
             if group is None:
                 raise NotFound(f"no task group {group_id}", details={"id": group_id})
             version = await rows.route_version(conn, group_id)
+        return await self.render_group(group, version)
+
+    async def render_group(self, group: TaskGroup, version: str) -> Rendered:
+        """Render a group as given, stored or not (the create form previews a draft)."""
         check_model_path(group.model_path, self.settings.model_roots)
         placement, engine = await self._decide(group)
         context = build_context(
@@ -180,7 +185,7 @@ class Placer:
         requested = group.engine
         vendor: GpuVendor | None = None
         if not cpu_only:
-            vendor = group.gpu_type or _default_vendor(requested)
+            vendor = group.gpu_type or default_vendor(requested)
         if requested is None:
             if vendor is None:
                 requested = Engine.LLAMACPP
@@ -195,19 +200,14 @@ class Placer:
         gpus = group.gpu_required
         per_gpu, note = _vram(group, gpus)
         model_in, mount = _mount(group.model_path)
-        device_files: tuple[str, ...] = ()
-        if vendor is not None and vendor is not GpuVendor.NVIDIA:
-            device_files, visible = vendor_devices(vendor, max(1, gpus))
         launch = build_launch(requested, LaunchInput(
             model_path=model_in, served_name=group.model_name, port=group.ports[0].container,
             gpus=max(1, gpus), sleep=group.idle_timeout_minutes > 0 and spec.sleep_api is not None,
             cpu_only=cpu_only), group.command)
-        if device_files:
-            launch = replace(launch, env={**visible, **launch.env})
         placement = Placement(
             launch=launch, vendor=vendor, gpus_per_task=max(1, gpus), vram_per_gpu_mb=per_gpu,
             vram_note=note, engine=requested.value, model_in_container=model_in,
-            model_mount=mount, device_files=device_files,
+            model_mount=mount,
             min_compute_capability=spec.min_compute_capability if vendor is GpuVendor.NVIDIA
             else None,
         )
@@ -223,39 +223,14 @@ class Placer:
             await rows.set_group_reason(conn, group_id, reason, status=TaskGroupStatus.FAILED)
 
 
-def vendor_devices(vendor: GpuVendor, gpus: int) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Device files and visible-devices variables for a vendor without a Nomad device plugin.
-
-    Nomad cannot hand out individual devices of these vendors, so a task gets the node's
-    first ``gpus`` devices (index 0..gpus-1): per-device nodes such as ``/dev/davinci[0-9]*``
-    are expanded to those indices, shared ones (``/dev/kfd``, ``/dev/dri``) passed as they
-    are. Two such tasks on one node would share devices; the agent's node metadata and the
-    GPU-count constraint keep a task off nodes that are too small, not off busy ones.
-    """
-    files: list[str] = []
-    for pattern in device_files(vendor.value):
-        if "*" not in pattern:
-            files.append(pattern)
-            continue
-        stem = pattern.replace("[0-9]*", "").rstrip("*")
-        files.extend(f"{stem}{i}" for i in range(gpus))
-    return tuple(files), visible_devices_env(vendor.value, list(range(gpus)))
-
-
-def _default_vendor(engine: Engine | None) -> GpuVendor:
-    if engine is None or GpuVendor.NVIDIA in ENGINES[engine].vendors:
-        return GpuVendor.NVIDIA
-    return sorted(ENGINES[engine].vendors)[0]
-
-
 def _vram(group: TaskGroup, gpus: int) -> tuple[int | None, str]:
     if not gpus:
         return None, "CPU only: no GPU memory needed"
-    total = group.estimated_gpu_memory_mb
-    if total is None:
+    per_gpu = vram_per_gpu_mb(group, gpus)
+    if per_gpu is None:
         return None, ("no VRAM filter: the model files are not readable here and no "
                       "estimated_gpu_memory_mb was given")
-    per_gpu = math.ceil(total / gpus)
+    total = group.estimated_gpu_memory_mb
     split = f" split over {gpus} GPUs" if gpus > 1 else ""
     return per_gpu, f"{total} MiB from estimated_gpu_memory_mb{split} = {per_gpu} MiB per GPU"
 

@@ -19,14 +19,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from bridge.background import cancel_all
 from bridge.errors import BridgeError, NomadUnavailable
 from bridge.nomad.allocations import parse_alloc
 from bridge.nomad.client import NomadClient
 from bridge.nomad.explain import explain_evaluations
-from bridge.reconciler.apply import apply_changes, load_groups
-from bridge.reconciler.plan import GroupRow, JobView, Plan, decide
-from bridge.services.background import cancel_all
-from bridge.services.placement import Placer
+from bridge.placement.nomad.apply import apply_changes, load_groups
+from bridge.placement.nomad.placer import Placer
+from bridge.placement.nomad.plan import GroupRow, JobView, Plan, decide
 from bridge.storage.db import Database, try_leadership
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Reconciler:
         self._register: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._delays: dict[str, float] = {}  # group id -> backoff of its next registration
         self.resyncs = 0  # how many full resyncs ran (for tests and metrics)
         # What Nomad said, kept between resyncs and updated from the event stream (whose
         # Allocation events carry the whole allocation), so following events costs no
@@ -61,7 +62,6 @@ class Reconciler:
     def start(self, registration_workers: int = 8) -> None:
         # Registering is two round trips to Nomad (parse, register) per group: several run
         # at once so a burst of creates is placed in seconds, not one after the other.
-        self._delays: dict[str, float] = {}
         self._tasks = [asyncio.create_task(self._run(), name="reconciler")] + [
             asyncio.create_task(self._registrations(), name=f"registrations-{i}")
             for i in range(registration_workers)]

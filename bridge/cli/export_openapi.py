@@ -1,4 +1,4 @@
-"""``python -m bridge.api.export_openapi FILE``: write the OpenAPI document without a server.
+"""``python -m bridge.cli.export_openapi FILE``: write the OpenAPI document without a server.
 
 The web UI's component tests validate against the document the server would publish, so
 they are generated from it before each run instead of from a copy that could drift.
@@ -10,15 +10,14 @@ import json
 import sys
 from pathlib import Path
 
-import bridge.app  # noqa: F401  (imports every API module, which registers its operations)
-from bridge.api.openapi import build_document
+from bridge.app import api_document
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m bridge.api.export_openapi FILE", file=sys.stderr)
+        print("usage: python -m bridge.cli.export_openapi FILE", file=sys.stderr)
         return 2
-    Path(argv[0]).write_text(json.dumps(build_document(version="test"), indent=1) + "\n")
+    Path(argv[0]).write_text(json.dumps(api_document(), indent=1) + "\n")
     return 0
 
 

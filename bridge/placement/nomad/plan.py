@@ -9,6 +9,7 @@ from bridge.domain.status import (
     TASK_TRANSITIONS,
     TaskGroupStatus,
     TaskStatus,
+    derive_group,
 )
 from bridge.nomad.allocations import ObservedAlloc, pick_current, task_status_for
 
@@ -129,38 +130,6 @@ def decide(groups: list[GroupRow], jobs: dict[str, JobView], *, full: bool) -> P
         purge = sorted((j.job_id, j.group_id) for j in jobs.values()
                        if j.group_id not in known and not j.stopped)
     return Plan(tuple(tasks), tuple(changes), tuple(register), tuple(purge), tuple(notes))
-
-
-def derive_group(
-    tasks: list[TaskRow], *, stopped: bool, why_pending: str | None
-) -> tuple[TaskGroupStatus, str, int]:
-    """A group's status, reason and running replica count, from its tasks."""
-    n = len(tasks)
-    count = {s: sum(1 for t in tasks if t.status is s) for s in T}
-    running = count[T.RUNNING]
-    asleep = count[T.SLEEPING] + count[T.WAKING]
-    if n == 0:
-        return G.PENDING, "the group has no tasks", 0
-    if count[T.COMPLETED] == n or (stopped and running == 0):
-        return G.COMPLETED, "stopped", 0
-    if running == n:
-        return G.RUNNING, "", running
-    if asleep and running + asleep == n:
-        if running:
-            return G.RUNNING, f"{asleep} of {n} replicas asleep", running
-        return G.SLEEPING, "asleep; a request or `wake` brings it back", 0
-    if running:
-        return G.RUNNING, f"{running} of {n} replicas running", running
-    unsettled = n - count[T.FAILED] - count[T.COMPLETED]
-    if count[T.FAILED] and unsettled == 0:
-        first = next(t for t in tasks if t.status is T.FAILED)
-        return G.FAILED, first.status_reason or "its tasks failed", 0
-    if count[T.PENDING] == n and why_pending:
-        return G.SCHEDULING, why_pending, 0
-    starting = count[T.SCHEDULED] + count[T.STARTING]
-    if starting:
-        return G.SCHEDULING, f"{starting} of {n} replicas placed and starting", 0
-    return G.SCHEDULING, why_pending or "waiting for Nomad to place it", 0
 
 
 def _task_target(row: TaskRow, job: JobView) -> TaskRow:

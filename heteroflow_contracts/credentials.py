@@ -1,8 +1,9 @@
-"""Hashing and comparing secrets (REST tokens and gateway API keys).
+"""Hashing and comparing secrets: the bridge's REST tokens and the gateway's API keys.
 
-Both are long random strings, so a fast keyed-free SHA-256 is the right digest: there is no
-low-entropy password to stretch, and lookups stay index-friendly. Plain text is never stored
-and never logged; only a short prefix is kept so a person can tell keys apart.
+The bridge stores the digest when it issues a key, the gateway looks keys up by it, so both
+must hash the same way. Both secrets are long random strings, so plain SHA-256 is the right
+digest: there is no low-entropy password to stretch, and lookups stay index-friendly. Plain
+text is never stored; only a short prefix is kept so a person can tell keys apart.
 """
 
 from __future__ import annotations

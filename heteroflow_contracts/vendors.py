@@ -1,5 +1,6 @@
-"""Which environment variables make only a task's GPUs visible, and which device files a
-vendor's container needs: one registry, one entry per vendor.
+"""The GPU vendors, and per vendor which environment variables make only a task's GPUs
+visible and which device files its container needs: one registry, one entry per vendor.
+The agent's detectors, the agent's executor and the bridge's placement all read it.
 
 Sources: NVIDIA's CUDA and container-toolkit documentation; gpustack-runtime's defaults for
 the "backend" variables of AMD, Hygon, Ascend, Cambricon, Iluvatar, MetaX and Moore Threads
@@ -11,6 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+# The hardware vendors a detector exists for, in detection order; a static inventory may
+# name others.
+VENDORS: tuple[str, ...] = ("nvidia", "amd", "hygon", "ascend", "musa", "biren", "cambricon",
+                            "iluvatar", "metax", "enflame", "kunlunxin")
 
 
 class UnknownVendor(ValueError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.specs import TaskGroupSpec
 from bridge.errors import InvalidState
-from bridge.reconciler.loop import Reconciler
-from bridge.services.model_paths import check_model_path
-from bridge.services.placement import Placer
+from bridge.placement.model_paths import check_model_path
+from bridge.placement.nomad.loop import Reconciler
+from bridge.placement.nomad.placer import Placer
 
 
 class NomadPlacement:
@@ -25,15 +25,20 @@ class NomadPlacement:
         if group.nomad_job_id:
             await self.placer.purge(group.nomad_job_id)
 
-    async def stop_task(self, group: TaskGroup, task: Task) -> None:
+    def check_stop(self, group: TaskGroup, task: Task) -> None:
         if len(group.tasks) > 1:
             raise InvalidState(
                 "on Nomad one replica of several cannot be stopped alone (Nomad would replace "
                 "it); scale the service down instead (PUT /api/v1/task-groups/{id}/scale)",
                 details={"replicas": len(group.tasks)})
-        if group.nomad_job_id:
-            # Stop, not purge: the job stays, so retry can run it again.
-            await self.placer.cluster.deregister(group.nomad_job_id, purge=False)
+
+    async def stop_task(self, group: TaskGroup, task: Task) -> bool:
+        self.check_stop(group, task)
+        if group.nomad_job_id is None:
+            return True  # no job yet, so nothing runs and nothing will report an end
+        # Stop, not purge: the job stays, so retry can run it again.
+        await self.placer.cluster.deregister(group.nomad_job_id, purge=False)
+        return False  # the reconciler completes the task when the allocation stops
 
     async def retry_task(self, group: TaskGroup, task: Task) -> None:
         job = await self.placer.cluster.job(group.nomad_job_id) if group.nomad_job_id else None
@@ -42,8 +47,16 @@ class NomadPlacement:
         else:
             await self.placer.cluster.evaluate(group.nomad_job_id or "", force_reschedule=True)
 
+    def ends_removed_ranks(self, group: TaskGroup) -> bool:
+        return group.nomad_job_id is not None  # the job's new count stops the highest ranks
+
     async def scale(self, group: TaskGroup, replicas: int) -> None:
         if group.nomad_job_id is None:
             return  # not registered yet: it registers with the new count
+        # Nomad answers 409 while a deployment rolls out: the rows stay as they are.
         await self.placer.cluster.scale(group.nomad_job_id, "engine", replicas,
                                         f"HeteroFlow: scale {group.name} to {replicas}")
+
+    def scaled(self, group: TaskGroup, replicas: int) -> None:
+        if group.nomad_job_id is None and replicas > len(group.tasks):
+            self.submit(group.id)  # a registered job placed them through its count

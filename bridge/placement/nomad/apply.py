@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from psycopg.rows import DictRow
 
 from bridge.domain.status import TaskGroupStatus, TaskStatus
-from bridge.reconciler.plan import GroupRow, Plan, TaskRow
+from bridge.placement.nomad.plan import GroupRow, Plan, TaskRow
 from bridge.storage import audit
 from bridge.storage import placement as rows
 from bridge.storage.db import Database

@@ -1,0 +1,138 @@
+"""decide(): where local placement starts a group's waiting tasks, and how agents and rows
+are made to agree. Pure: the host's answers (installed binaries, importable modules, a free
+port) come in as functions, so table tests give fixed ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bridge.domain.engines import LaunchInput, NotRunnableHere, local_launch
+from bridge.domain.models import Engine, GpuVendor, Node, Task, TaskGroup
+from bridge.domain.status import TaskStatus
+from bridge.placement.local.fit import fit_gpus
+from bridge.placement.shared import engine_for_node, vram_per_gpu_mb
+from bridge.storage.local_placement import HeldTask
+
+# node id -> what is taken there: GPU indices, and "port:N" for engine ports
+Busy = dict[str, set[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """What decide() asks of the machine the engines start on."""
+
+    python: str
+    which: Callable[[str], str | None]
+    importable: Callable[[str], bool]
+    free_port: Callable[[Node, set[str]], int]  # a port not in the taken set
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start ``task`` on ``node``'s GPUs with this engine and command line."""
+
+    task: Task
+    node: Node
+    gpu_ids: tuple[str, ...]
+    vendor: str | None
+    engine: Engine
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    health_path: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """``task`` stays pending, and says why."""
+
+    task: Task
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFixes:
+    back_to_pending: tuple[str, ...]  # task ids whose agent no longer runs them
+    strays: tuple[tuple[str, str], ...]  # (node id, task id) engines no task row holds
+
+
+def busy_from(held: Iterable[HeldTask]) -> Busy:
+    """GPUs and ports taken per node; a sleep that released GPU memory keeps only its port."""
+    busy: Busy = {}
+    for t in held:
+        taken = busy.setdefault(t.node_id, set())
+        if t.address:
+            taken.add("port:" + t.address.rsplit(":", 1)[-1])
+        if t.gpu_id and not (t.status is TaskStatus.SLEEPING and t.gpu_released):
+            taken.update(t.gpu_id.split(","))
+    return busy
+
+
+def decide(group: TaskGroup, nodes: list[Node], busy: Busy, host: Host) -> list[Start | Wait]:
+    """A Start or a Wait for each pending task of the group, first fit over ``nodes``.
+
+    ``busy`` is updated with what each Start takes, so the next task (or group) sees it.
+    """
+    return [_place(group, task, nodes, busy, host)
+            for task in group.tasks if task.status is TaskStatus.PENDING]
+
+
+def decide_agents(nodes: Iterable[str], held: Iterable[HeldTask],
+                  running: Mapping[str, set[str]]) -> AgentFixes:
+    """Compare task rows with what each reachable agent runs (``running``: node id -> task
+    ids; nodes whose agent did not answer are absent, and nothing is decided for them).
+
+    A settled row its agent does not run (the agent restarted, the node was replaced) goes
+    back to pending; an engine no row holds on that node (a start that raced a stop, a
+    delete while the agent was away) is stopped, so nothing runs that nobody knows.
+    """
+    rows_by_node: dict[str, dict[str, bool]] = {n: {} for n in nodes}
+    for t in held:
+        rows_by_node.setdefault(t.node_id, {})[t.task_id] = t.settled
+    lost: list[str] = []
+    strays: list[tuple[str, str]] = []
+    for node_id, rows_here in rows_by_node.items():
+        if node_id not in running:
+            continue  # unknown is not lost: wait for the agent
+        on_agent = running[node_id]
+        lost += [task_id for task_id, settled in rows_here.items()
+                 if task_id not in on_agent and settled]
+        strays += [(node_id, task_id) for task_id in sorted(on_agent - set(rows_here))]
+    return AgentFixes(tuple(lost), tuple(strays))
+
+
+def _place(group: TaskGroup, task: Task, nodes: list[Node], busy: Busy,
+           host: Host) -> Start | Wait:
+    if not nodes:
+        return Wait(task, "no node agent is online yet")
+    reasons: list[str] = []
+    vendor = group.gpu_type.value if group.gpu_type else None
+    for node in nodes:
+        taken = busy.setdefault(node.id, set())
+        fit = fit_gpus(node.gpus, taken, task.gpu_required,
+                       vram_per_gpu_mb(group, task.gpu_required), vendor)
+        if not fit.ok:
+            reasons.append(f"{node.name}: {fit.reason}")
+            continue
+        try:
+            engine = engine_for_node(group, node.engines,
+                                     GpuVendor(fit.vendor) if fit.vendor else None)
+            launch = local_launch(
+                engine, LaunchInput(
+                    model_path=group.model_path, served_name=group.model_name,
+                    port=host.free_port(node, taken), gpus=max(1, task.gpu_required),
+                    sleep=group.idle_timeout_minutes > 0, cpu_only=task.gpu_required == 0),
+                python=host.python, which=host.which, importable=host.importable)
+        except NotRunnableHere as exc:
+            reasons.append(f"{node.name}: {exc}")
+            continue
+        port = int(launch.argv[launch.argv.index("--port") + 1])
+        address = urlsplit(node.agent_url or "http://127.0.0.1").hostname or "127.0.0.1"
+        taken.update(fit.gpu_ids)
+        taken.add(f"port:{port}")
+        return Start(task, node, fit.gpu_ids, fit.vendor, engine, launch.argv, launch.env,
+                     launch.health_path, f"{address}:{port}", port)
+    return Wait(task, "; ".join(reasons))

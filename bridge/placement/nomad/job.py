@@ -1,0 +1,107 @@
+"""What the bridge decided for a group (a Placement) becomes the job's JobspecContext.
+
+Placement rules of the seed become Nomad rules:
+
+| seed step              | Nomad rule                                                    |
+|------------------------|---------------------------------------------------------------|
+| 1 GPU type filter      | ``device "<vendor>/gpu"`` (the heteroflow-gpu device plugin)   |
+| 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB``           |
+| 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
+| 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
+| 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
+| priority / QoS         | job ``priority`` (gold 80, silver 50, bronze 20)              |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from bridge.domain.engines import Launch
+from bridge.domain.models import GpuVendor, QoS, TaskGroup
+from bridge.nomad.jobspec import (
+    Check,
+    DeviceRequest,
+    File,
+    JobspecContext,
+    Mount,
+    Preference,
+    Rule,
+    job_id_for,
+    service_name_for,
+)
+
+PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
+# Node metadata the agent publishes (a contract with agent_plugin and the Nomad double).
+META_CC = "${meta.heteroflow.gpu.cc}"
+META_ENGINES = "${meta.heteroflow.engines}"
+META_MODELS = "${meta.heteroflow.models}"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What the bridge decided before Nomad places: engine launch, vendor, VRAM per GPU."""
+
+    launch: Launch
+    vendor: GpuVendor | None  # None: CPU only
+    gpus_per_task: int
+    vram_per_gpu_mb: int | None
+    vram_note: str
+    engine: str
+    model_in_container: str
+    model_mount: Mount
+    min_compute_capability: tuple[int, int] | None = None
+
+
+def build_context(
+    group: TaskGroup, placement: Placement, *, version: str, namespace: str,
+    region: str | None, datacenters: tuple[str, ...], count: int,
+) -> JobspecContext:
+    constraints: list[Rule] = []
+    vendor = placement.vendor
+    device = None
+    if vendor is not None:
+        # heteroflow-gpu reports every vendor's accelerators as "<vendor>/gpu" devices, so
+        # Nomad hands out distinct devices and the plugin's Reserve sets their files and
+        # visible-devices variables (docs/device-plugin.md); the job sets neither.
+        device = DeviceRequest(name=f"{vendor.value}/gpu", count=placement.gpus_per_task,
+                               min_memory_mib=placement.vram_per_gpu_mb)
+    if vendor is GpuVendor.NVIDIA and placement.min_compute_capability:
+        major, minor = placement.min_compute_capability
+        constraints.append(Rule(attribute=META_CC, operator="version",
+                                value=f">= {major}.{minor}"))
+    model_key = PurePosixPath(group.model_path).name
+    affinities = (
+        Preference(attribute=META_MODELS, operator="set_contains", value=model_key, weight=50),
+        Preference(attribute=META_ENGINES, operator="set_contains", value=placement.engine,
+                   weight=25),
+    )
+    hc = group.health_check
+    port = group.ports[0]
+    files = tuple(File(name=PurePosixPath(path).name, data=data)
+                  for path, data in placement.launch.files.items())
+    gpus = placement.gpus_per_task
+    return JobspecContext(
+        job_id=job_id_for(group), task_group_id=group.id, task_group_name=group.name,
+        namespace=namespace, region=region, datacenters=datacenters, qos=group.qos,
+        priority=PRIORITY[group.qos],
+        meta={"hf_managed": "true", "hf_task_group_id": group.id,
+              "hf_task_group": group.name, "hf_model": group.model_name,
+              "hf_version": version, "hf_engine": placement.engine},
+        constraints=tuple(constraints), affinities=affinities,
+        spread=group.parallelism.value in ("split", "data_parallel"), count=count,
+        container_port=port.container, static_port=port.host,
+        service_name=service_name_for(group),
+        service_tags=("heteroflow", f"tg={group.id}", f"model={group.model_name}",
+                      f"version={version}", f"engine={placement.engine}"),
+        check=Check(type="http" if hc.type == "http" else "tcp", path=hc.path,
+                    interval_s=hc.interval_seconds, timeout_s=hc.timeout_seconds,
+                    failures=hc.unhealthy_threshold),
+        image=group.image, entrypoint=placement.launch.entrypoint,
+        args=placement.launch.args, env=dict(placement.launch.env), files=files,
+        mounts=(placement.model_mount,), vendor=vendor,
+        device=device, vram_note=placement.vram_note,
+        cpu_mhz=2000 * max(1, gpus), memory_mb=max(4096, 8192 * max(1, gpus)),
+        shm_size_bytes=(8 << 30) if gpus > 1 else None,
+        healthy_deadline_s=900,
+    )

@@ -1,0 +1,49 @@
+"""What the services need from placement, whichever does it (Nomad, or this machine).
+
+The services call these and nothing else of placement; what differs between the two
+(a Nomad job that counts replicas itself, engines an agent ends at once) is answered
+here, so callers never ask which placement they have.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bridge.domain.models import Task, TaskGroup
+from bridge.domain.specs import TaskGroupSpec
+
+
+class PlacementPort(Protocol):
+    def validate(self, spec: TaskGroupSpec) -> None:
+        """Refuse (ValidationFailed) what this placement can never run, before any write."""
+
+    def submit(self, group_id: str) -> None:
+        """A group was committed: place it soon. Never raises; failures become reasons."""
+
+    async def withdraw(self, group: TaskGroup) -> None:
+        """Stop and remove everything placed for the group; raise if that is not possible
+        now (the caller then keeps the group's rows, so nothing is orphaned)."""
+
+    def check_stop(self, group: TaskGroup, task: Task) -> None:
+        """Refuse (InvalidState) a stop of this one task that this placement cannot do,
+        before the task is marked stopping."""
+
+    async def stop_task(self, group: TaskGroup, task: Task) -> bool:
+        """End one task's engine; raise (InvalidState) when this placement cannot. True:
+        it has ended now (the caller completes the task); False: placement reports the
+        end later."""
+
+    async def retry_task(self, group: TaskGroup, task: Task) -> None:
+        """Place a failed task again (its row is already back to pending)."""
+
+    def ends_removed_ranks(self, group: TaskGroup) -> bool:
+        """Whether scale() itself ends the engines of the ranks a scale down removes;
+        otherwise the caller stops each of them (stop_task) before removing its row."""
+
+    async def scale(self, group: TaskGroup, replicas: int) -> None:
+        """Run ``replicas`` tasks; called before any row changes, so a refusal leaves the
+        rows as they were."""
+
+    def scaled(self, group: TaskGroup, replicas: int) -> None:
+        """The rows of a scale are committed (``group`` as it was before): place new ranks
+        that scale() did not already have placed."""
