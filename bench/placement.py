@@ -148,7 +148,7 @@ async def run(args: argparse.Namespace) -> None:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
-        pg.stop()
+        pg.remove()  # the data is throwaway, wherever it lives
 
     print(f"\nplacement benchmark: {args.services} services, {args.nodes} nodes x 8 GPUs, "
           f"concurrency {args.concurrency}, {os.cpu_count()} cores")

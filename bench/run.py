@@ -97,7 +97,7 @@ class Bench:
                     except subprocess.TimeoutExpired:
                         proc.kill()
             if self._pg is not None:
-                self._pg.stop()
+                self._pg.remove()  # the data is throwaway, wherever it lives
 
     # -- the three servers -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from bridge.api.errors import install_error_handlers
 from bridge.api.etag import install_etags
 from bridge.api.http import new_request_id
 from bridge.api.openapi import build_document
+from bridge.errors import StorageUnavailable
 from bridge.runtime import BridgeRuntime
 from bridge.settings import BridgeSettings
 from bridge.webui import install_web_ui
@@ -92,6 +93,18 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
 
     @app.get("/healthz", name="healthz")
     async def healthz(_: Request) -> HTTPResponse:
-        return json({"status": "ok", "version": runtime.version})
+        """Liveness: the process answers (200 even when the database is down, so a
+        supervisor does not restart it for an outage), and says how its database is."""
+        database = "ok" if await runtime.db.ping() else "down"
+        return json({"status": "ok", "version": runtime.version, "database": database})
+
+    @app.get("/readyz", name="readyz")
+    async def readyz(_: Request) -> HTTPResponse:
+        """Readiness: 503 while the database does not answer, so a balancer sends the
+        traffic elsewhere."""
+        if await runtime.db.ping():
+            return json({"status": "ready", "database": "ok"})
+        return json(StorageUnavailable("the database does not answer; not ready",
+                                       details={"database": "down"}).to_body(), status=503)
 
     return app

@@ -9,6 +9,9 @@ decrypted is ever logged or returned by the API.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -20,6 +23,13 @@ from bridge.errors import BridgeError
 class SecretBox:
     def __init__(self, key: str | bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key.encode("ascii") if isinstance(key, str) else key
+
+    def engine_key(self, task_id: str) -> str:
+        """The API key of one task's engine: derived, not stored, so the gateway (which has
+        the same secret key) computes the same one, and a new task gets a new key. Must
+        match ``gateway.upstream_keys.UpstreamKeyBox.engine_key``."""
+        return engine_key(self._key, task_id)
 
     def seal(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
@@ -44,3 +54,9 @@ def load_or_create_key(explicit: str | None, key_file: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     return key
+
+
+def engine_key(secret: bytes, task_id: str) -> str:
+    digest = hmac.new(secret.strip(), b"heteroflow engine key\x00" + task_id.encode(),
+                      hashlib.sha256).digest()
+    return "hfe-" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")

@@ -144,3 +144,21 @@ class AgentUnavailable(BridgeError):
 class AgentRefused(BridgeError):
     status = 502
     code = "agent_refused"
+
+
+# Raised by storage, where a constraint refused a write; here so that a caller that did
+# not expect one (the api's error mapping) can name it without importing storage.
+class DuplicateKey(Exception):
+    """A unique constraint refused a write; ``constraint`` names it (e.g. task_groups_name_key)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+class MissingReference(Exception):
+    """A foreign key pointed at a row that does not exist."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint

@@ -17,7 +17,7 @@ from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, file, html
 
 DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
-RESERVED = ("api", "v1", "metrics", "healthz")
+RESERVED = ("api", "v1", "metrics", "healthz", "readyz")
 IMMUTABLE = "public, max-age=31536000, immutable"
 NOT_BUILT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>HeteroFlow</title></head><body><h1>HeteroFlow</h1>

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.domain import header_safe
@@ -19,8 +19,8 @@ from gateway.upstream import Origin
 
 
 class Backend:
-    __slots__ = ("address", "cooldown_until", "failures", "healthy", "id", "inflight",
-                 "origin", "pool_key", "reason", "task_id")
+    __slots__ = ("address", "auth", "cooldown_until", "failures", "healthy", "id",
+                 "inflight", "origin", "pool_key", "reason", "task_id")
 
     def __init__(self, pool_key: str, backend_id: str, origin: Origin, address: str,
                  task_id: str | None) -> None:
@@ -29,6 +29,7 @@ class Backend:
         self.origin = origin
         self.address = address
         self.task_id = task_id
+        self.auth = b""  # the Authorization header line its engine wants (a per-task key)
         self.healthy = False
         self.reason = "not checked yet"
         self.inflight = 0
@@ -50,7 +51,9 @@ class Member:
 
 
 class BackendPool:
-    def __init__(self, *, cooldown_s: float, failures_before_cooldown: int) -> None:
+    def __init__(self, *, cooldown_s: float, failures_before_cooldown: int,
+                 engine_auth: Callable[[str | None], bytes] = lambda _: b"") -> None:
+        self._engine_auth = engine_auth
         self._cooldown_s = cooldown_s
         self._failures_before_cooldown = failures_before_cooldown
         self._members: dict[str, tuple[Backend, ...]] = {}
@@ -83,6 +86,7 @@ class BackendPool:
                 backend = Backend(pool_key, m.backend_id, Origin.from_address(m.address),
                                   m.address, m.task_id)
             backend.task_id = m.task_id
+            backend.auth = self._engine_auth(m.task_id)
             if m.healthy is not None:
                 backend.healthy = m.healthy
                 backend.reason = "passing" if m.healthy else "failing"

@@ -115,7 +115,7 @@ def request_bytes(call: Call, route: Route, backend: Backend) -> bytes:
     external = route.external
     if external is None:
         path = b"/v1" + call.suffix.encode()
-        auth = b""
+        auth = backend.auth
     else:
         path = external.base_path.encode() + call.suffix.encode()
         auth = (b"Authorization: Bearer " + external.api_key.encode() + b"\r\n"

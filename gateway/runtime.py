@@ -56,7 +56,8 @@ class GatewayRuntime:
         self.store = Store(database_url)
         self.keys = KeyCache(self.store, max_entries=settings.key_cache_size)
         self.pool = BackendPool(cooldown_s=settings.cooldown_s,
-                                failures_before_cooldown=settings.failures_before_cooldown)
+                                failures_before_cooldown=settings.failures_before_cooldown,
+                                engine_auth=lambda task_id: self._box.engine_auth(task_id))
         self.usage = UsageRecorder(self.store, self.metrics,
                                    max_pending=settings.usage_max_pending)
         self.client = UpstreamClient(

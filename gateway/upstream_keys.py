@@ -8,6 +8,9 @@ route snapshot; they are never logged and never leave the process except as the
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -22,9 +25,22 @@ class KeyUnavailable(Exception):
 
 
 class UpstreamKeyBox:
-    def __init__(self, fernet: Fernet | None, reason: str = "") -> None:
+    def __init__(self, fernet: Fernet | None, reason: str = "",
+                 material: bytes = b"") -> None:
         self._fernet = fernet
         self._reason = reason
+        self._material = material
+
+    def engine_auth(self, task_id: str | None) -> bytes:
+        """The Authorization header line for a task's engine (its per-task API key, derived
+        from the secret key as the bridge does in ``bridge.crypto.engine_key``); empty
+        without a secret key or a task."""
+        if not self._material or not task_id:
+            return b""
+        digest = hmac.new(self._material, b"heteroflow engine key\x00" + task_id.encode(),
+                          hashlib.sha256).digest()
+        key = b"hfe-" + base64.urlsafe_b64encode(digest).rstrip(b"=")
+        return b"Authorization: Bearer " + key + b"\r\n"
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> UpstreamKeyBox:
@@ -38,7 +54,7 @@ class UpstreamKeyBox:
             return cls(None, "no secret key: set HETEROFLOW_SECRET_KEY or create "
                              f"{settings.secret_key_file}")
         try:
-            return cls(Fernet(material.encode("ascii")))
+            return cls(Fernet(material.encode("ascii")), material=material.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
             return cls(None, f"the secret key in {where} is not a Fernet key "
                              "(urlsafe base64 of 32 bytes)")

@@ -27,7 +27,7 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     asyncio.run(apply_migrations(template_url))
     yield server
-    server.stop()
+    server.remove()  # also the folder its data was moved to, when run as root
 
 
 @pytest.fixture

@@ -110,9 +110,11 @@ class EngineUnreachable(SleepError):
 class ReportError(AgentError):
     """``retryable``: a later attempt may succeed (outage, 5xx, auth being fixed)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True,
+                 http_status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.http_status = http_status  # the bridge's answer; None when it did not answer
 
 
 class InvalidRequest(AgentError):

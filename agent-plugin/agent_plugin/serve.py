@@ -2,7 +2,8 @@
 run inside its own event loop next to the bridge) and ``run_agent`` (blocking, for
 ``heteroflow agent``: runs until SIGINT or SIGTERM).
 
-Start: identity (node id, secret) -> the HTTP API -> background loops: reports (heartbeat,
+Start: identity (node id, secret) -> engines an earlier agent left running are stopped
+(``executor.ledger``) -> the HTTP API -> background loops: reports (heartbeat,
 Nomad metadata), task-state reports, idle detection. Stop, in reverse: loops end, the API
 closes, every engine the agent started is stopped (SIGTERM, then SIGKILL), and the final
 task states are sent to the bridge if it answers within a few seconds.
@@ -25,6 +26,7 @@ from aiohttp import web
 from agent_plugin.api.server import AgentApi
 from agent_plugin.docker import DockerClient
 from agent_plugin.errors import AgentError
+from agent_plugin.executor.ledger import Ledger
 from agent_plugin.identity import Identity, load_identity
 from agent_plugin.idle import Clock, IdleWatcher
 from agent_plugin.report.bridge import BridgeClient
@@ -91,6 +93,10 @@ class Agent:
     async def _start(self) -> None:
         s = self.settings
         self.identity = identity = await asyncio.to_thread(load_identity, s)
+        # engines an earlier agent left after a crash: stopped before this one starts any,
+        # so none runs twice and their ports are free again
+        ledger = Ledger(s.state_dir / "engines.json")
+        await asyncio.to_thread(ledger.stop_leftovers, s.stop_grace_seconds)
         client = self._closing(httpx.AsyncClient(trust_env=False))
         docker = self._closing(DockerClient(s.docker_socket)) if s.docker_socket else None
         bridge = (self._closing(BridgeClient(
@@ -106,7 +112,8 @@ class Agent:
                                     else s.listen_host)
         self.tasks = NodeTasks(reporter=self.task_states, client=client, docker=docker,
                                advertise_host=host, engine_timeout_s=s.engine_timeout_seconds,
-                               stop_grace_s=s.stop_grace_seconds, base_env=self._base_env)
+                               stop_grace_s=s.stop_grace_seconds, base_env=self._base_env,
+                               ledger=ledger)
         self.idle = IdleWatcher(self.tasks, client, clock=self._clock,
                                 poll_s=s.idle_poll_seconds)
         idle = self.idle

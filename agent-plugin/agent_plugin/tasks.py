@@ -29,6 +29,7 @@ import httpx
 from agent_plugin.docker import DockerClient
 from agent_plugin.errors import InvalidTaskState
 from agent_plugin.executor import Executor, StateChange, TaskSpec, TaskState, TaskStatus
+from agent_plugin.executor.ledger import Ledger
 from agent_plugin.executor.spec import FINAL_STATES
 from agent_plugin.lifecycle import Sleepers, SleepOutcome, SleepTarget
 from agent_plugin.report.shapes import TaskStateReport
@@ -82,9 +83,10 @@ class IdleCandidate:
 class NodeTasks:
     def __init__(self, *, reporter: TaskStateReporter, client: httpx.AsyncClient,
                  docker: DockerClient | None, advertise_host: str, engine_timeout_s: float,
-                 stop_grace_s: float, base_env: Mapping[str, str] | None = None) -> None:
+                 stop_grace_s: float, base_env: Mapping[str, str] | None = None,
+                 ledger: Ledger | None = None) -> None:
         self.executor = Executor(base_env=base_env, on_state_change=self._on_change,
-                                 client=client)
+                                 client=client, ledger=ledger)
         self._sleepers = Sleepers(client, self.executor, docker, engine_timeout_s)
         self._reporter = reporter
         self._advertise_host = advertise_host

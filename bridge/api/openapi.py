@@ -26,6 +26,7 @@ _ERRORS = {
     "409": "Conflicts with existing state (name taken, illegal status transition)",
     "413": "Request body too large",
     "422": "A field is unknown, of the wrong type or out of range",
+    "503": "The database (or a node agent, Nomad) cannot be reached now; retry shortly",
 }
 
 

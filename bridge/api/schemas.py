@@ -199,7 +199,29 @@ class CreateRoute(Strict):
         return self
 
 
+# Fields of a route that always have a value: leaving one out keeps it, null is refused.
+_NOT_NULL = ("weight", "priority", "version", "status", "upstream_url")
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    for name in _NOT_NULL:
+        prop = schema.get("properties", {}).get(name, {})
+        if "anyOf" in prop:
+            prop["anyOf"] = [a for a in prop["anyOf"] if a.get("type") != "null"]
+            prop.pop("default", None)
+
+
 class UpdateRoute(Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              json_schema_extra=_drop_null)
+
+    @field_validator(*_NOT_NULL, mode="before")
+    @classmethod
+    def _given_means_a_value(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave the field out to keep its value")
+        return value
+
     weight: Annotated[int, Field(ge=0, le=100)] | None = None
     priority: Annotated[int, Field(ge=0, le=1000)] | None = None
     version: Annotated[str, Field(pattern=VERSION)] | None = None

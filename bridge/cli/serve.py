@@ -29,6 +29,7 @@ from bridge.storage.embedded import EmbeddedPostgres
 from bridge.storage.migrate import apply_migrations
 
 log = logging.getLogger("bridge.cli")
+LISTEN_BACKLOG = 1024
 
 
 def run_server(settings: BridgeSettings, *, embedded_allowed: bool, demo: bool = False) -> int:
@@ -58,6 +59,8 @@ def run_server(settings: BridgeSettings, *, embedded_allowed: bool, demo: bool =
             write_secret_file(settings.admin_token_file, admin)
         key = load_or_create_key(settings.secret_key, settings.secret_key_file)
         app = create_app(settings, url)
+        # registered first: it runs before the agent starts any engine
+        app.register_listener(_keep_sockets_to_ourselves, "after_server_start")
         demo_info: dict[str, Any] = {}
         if one_machine:
             _attach_gateway(app, settings, url, key, gateway_token)
@@ -67,8 +70,10 @@ def run_server(settings: BridgeSettings, *, embedded_allowed: bool, demo: bool =
 
                 attach_demo(app, settings, demo_info)
         _print_banner(settings, admin, one_machine=one_machine, demo=demo_info)
+        # a thousand clients connecting at once wait in the kernel's queue, not refused
+        # (the kernel caps it at net.core.somaxconn)
         app.run(host=settings.host, port=settings.port, single_process=settings.workers == 1,
-                workers=settings.workers, access_log=True, motd=False)
+                workers=settings.workers, access_log=True, motd=False, backlog=LISTEN_BACKLOG)
         return 0
     finally:
         if embedded is not None:
@@ -90,6 +95,16 @@ async def _prepare_database(url: str, one_machine: bool
         return admin, agent, gateway
     finally:
         await db.close()
+
+
+async def _keep_sockets_to_ourselves(app: Any) -> None:
+    """Sanic marks its listening sockets inheritable (for its worker processes); a process
+    started from here (an engine) would then hold the API's port after a crash of this one.
+    The executor closes them in the child too; this makes sure of it for anything else."""
+    for info in getattr(app.state, "server_info", []):
+        server = getattr(info.server, "server", None)
+        for sock in getattr(server, "sockets", None) or []:
+            os.set_inheritable(sock.fileno(), False)
 
 
 def _local_address(settings: BridgeSettings) -> str:

@@ -7,12 +7,12 @@ from typing import Any
 from bridge.crypto import SecretBox
 from bridge.domain import ids
 from bridge.domain.models import Algorithm, ModelRoute
-from bridge.errors import Conflict, NotFound, ValidationFailed
+from bridge.errors import Conflict, DuplicateKey, NotFound, ValidationFailed
 from bridge.services.context import Actor
 from bridge.storage import audit
 from bridge.storage import model_routes as route_rows
 from bridge.storage import task_groups as group_rows
-from bridge.storage.db import Database, DuplicateKey
+from bridge.storage.db import Database
 
 
 async def list_routes(

@@ -26,7 +26,14 @@ from bridge.domain.status import (
     TaskStatus,
 )
 from bridge.domain.topology import Topology, TopologyError, plan_topology
-from bridge.errors import Conflict, InvalidState, NameTaken, NotFound, ValidationFailed
+from bridge.errors import (
+    Conflict,
+    DuplicateKey,
+    InvalidState,
+    NameTaken,
+    NotFound,
+    ValidationFailed,
+)
 from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
 from bridge.storage import api_keys as key_rows
@@ -34,7 +41,7 @@ from bridge.storage import audit
 from bridge.storage import endpoints as endpoint_rows
 from bridge.storage import model_routes as route_rows
 from bridge.storage import task_groups as group_rows
-from bridge.storage.db import Conn, Database, DuplicateKey
+from bridge.storage.db import Conn, Database
 from heteroflow_contracts.credentials import hash_secret, secret_prefix
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.agents.client import AgentClient, SleepTarget
-from bridge.agents.shapes import RemoteEngine
+from bridge.agents.shapes import RemoteEngine, SleepAnswer
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
 from bridge.domain.models import Engine, Role, Task
 from bridge.domain.status import IllegalTransition, TaskStatus, transition_task
-from bridge.errors import AgentUnavailable, Forbidden, InvalidState, NotFound
+from bridge.errors import AgentRefused, AgentUnavailable, Forbidden, InvalidState, NotFound
 from bridge.services.context import Actor
 from bridge.services.task_groups import get_task
 from bridge.storage import audit
@@ -52,7 +52,7 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
         if task.status not in SLEEPABLE:
             raise _wrong_state(task, "sleep", SLEEPABLE)
         url, secret = await _agent_of(conn, box, task)
-    answer = await agents.sleep(url, secret, _sleep_target(task, engine))
+    answer = await _ask_agent(agents, url, secret, task, engine, "sleep")
     mode = answer.mode
     released = answer.gpu_memory_released
     reason = answer.message or (
@@ -81,7 +81,7 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
         url, secret = await _agent_of(conn, box, task)
         await move_task(conn, task, T.WAKING, "waking up", actor, "task.wake")
     try:
-        answer = await agents.wake(url, secret, _sleep_target(task, engine))
+        answer = await _ask_agent(agents, url, secret, task, engine, "wake")
     except Exception:
         async with db.transaction() as conn:
             current = await group_rows.get_task(conn, task_id)
@@ -95,6 +95,21 @@ async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: 
             await move_task(conn, current, T.RUNNING, answer.message or "awake", actor,
                         "task.awake", sleep_mode=None, gpu_released=False)
     return await get_task(db, task_id)
+
+
+async def _ask_agent(agents: AgentClient, url: str, secret: str, task: Task,
+                     engine: Engine | None, action: str) -> SleepAnswer:
+    """The agent's answer to a sleep or wake. An agent that says the task is not in a state
+    for it (404: it no longer runs it, 409: not running) answers for the task, not for a
+    broken agent: a 409 for the caller, not a 502."""
+    try:
+        ask = agents.sleep if action == "sleep" else agents.wake
+        return await ask(url, secret, _sleep_target(task, engine))
+    except AgentRefused as exc:
+        if exc.details.get("agent_status") in (404, 409):
+            raise InvalidState(f"task {task.id} cannot {action} now: {exc.message}",
+                               details={"id": task.id, **exc.details}) from None
+        raise
 
 
 async def report_task_state(db: Database, task_id: str, report: StateReport,

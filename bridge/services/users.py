@@ -6,11 +6,11 @@ import time
 
 from bridge.domain import ids
 from bridge.domain.models import Principal, Role, User
-from bridge.errors import NameTaken, NotFound, Unauthorized
+from bridge.errors import Conflict, DuplicateKey, NameTaken, NotFound, Unauthorized
 from bridge.services.context import Actor
 from bridge.storage import audit
 from bridge.storage import users as user_rows
-from bridge.storage.db import Conn, Database, DuplicateKey
+from bridge.storage.db import Conn, Database
 from heteroflow_contracts.credentials import hash_secret, secret_matches, secret_prefix
 
 
@@ -115,11 +115,17 @@ async def revoke_token(
     if cache is not None:
         cache.evict_token(token_id)
     async with db.transaction() as conn:
+        if await user_rows.is_last_admin_token(conn, token_id):
+            # nobody could manage users, tokens or anything else any more
+            raise Conflict("this is the last admin token; issue another admin token first",
+                           details={"id": token_id})
         if not await user_rows.revoke_token(conn, token_id):
             raise NotFound(f"no live token {token_id}", details={"id": token_id})
         await audit.append(conn, actor=actor.principal, action="token.revoke",
                            object_type="api_token", object_id=token_id,
                            request_id=actor.request_id)
+    if cache is not None:  # again: a request that read it before the commit may cache it
+        cache.evict_token(token_id)
 
 
 async def _issue_token(conn: Conn, user_id: str, name: str) -> tuple[str, str]:

@@ -97,3 +97,13 @@ async def user_id_by_name(conn: Conn, name: str) -> str | None:
 async def revoke_tokens_of(conn: Conn, user_id: str) -> None:
     await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s"
                        " AND revoked_at IS NULL", (user_id,))
+
+
+async def is_last_admin_token(conn: Conn, token_id: str) -> bool:
+    """Whether ``token_id`` is the one live token of an enabled admin left. The admins'
+    live tokens are locked, so two revocations at once cannot each leave only the other."""
+    cur = await conn.execute(
+        "SELECT t.id FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE u.role = 'admin' AND NOT u.disabled AND t.revoked_at IS NULL"
+        " FOR UPDATE OF t")
+    return [r["id"] for r in await cur.fetchall()] == [token_id]

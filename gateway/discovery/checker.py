@@ -100,7 +100,11 @@ class HealthChecker:
                     writer.close()
                     return None
                 url = f"http://{backend.address}{spec.path}"
-                async with self._ctx.session.get(url, allow_redirects=False) as resp:
+                # the engine's own key: a keyed engine answers 401 to anyone without it
+                name, _, value = backend.auth.decode().partition(": ")
+                headers = {name: value.strip()} if value else {}
+                async with self._ctx.session.get(url, allow_redirects=False,
+                                                 headers=headers) as resp:
                     await resp.read()
                     return None if resp.status < 400 else f"{spec.path} answered {resp.status}"
         except TimeoutError:

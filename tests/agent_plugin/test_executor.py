@@ -198,12 +198,16 @@ async def test_pause_and_resume(executor: Executor, tmp_path: Path) -> None:
 async def test_delay_mode_waits_out_the_interval(executor: Executor, tmp_path: Path) -> None:
     rec: Recorder = executor.recorder  # type: ignore[attr-defined]
     task = spec(tmp_path, "delayed", ["sh", "-c", "exit 1"],
-                restart=RestartPolicy(attempts=1, delay_s=0.05, interval_s=0.6,
+                restart=RestartPolicy(attempts=1, delay_s=0.05, interval_s=3.0,
                                       mode=RestartMode.DELAY))
     await executor.start(task)
     await rec.until(task.task_id, S.RESTARTING, nth=2)
     second = [c for c in rec.changes if c.state == S.RESTARTING][1]
-    assert "restart 2 in 0.5" in second.reason or "restart 2 in 0.6" in second.reason
+    # the rest of the interval (3 s less the moments the first restart took), and it says so
+    waited = float(second.reason.split("restart 2 in ")[1].split(" s")[0])
+    assert 0.05 < waited <= 3.0, second.reason
+    assert "backing off, then trying again" in second.reason
+    await rec.until(task.task_id, S.RESTARTING, nth=3)  # and it does try again
     status = await executor.stop(task.task_id)
     assert status.state == S.COMPLETED and S.FAILED not in rec.states(task.task_id)
 

@@ -15,7 +15,7 @@ from agent_plugin.report.bridge import BridgeClient
 from agent_plugin.report.loop import ReportLoop
 from agent_plugin.report.shapes import TaskStateReport
 from agent_plugin.report.survey import Surveyor
-from agent_plugin.report.task_states import TaskStateReporter
+from agent_plugin.report.task_states import MAX_FAILED_ATTEMPTS, TaskStateReporter
 from agent_plugin.settings import AgentSettings
 from tests.support.agent_standins import BridgeStandIn
 from tests.support.model_factory import write_gguf
@@ -168,6 +168,25 @@ class TestTaskStates:
             assert bridge_standin.refused == 1 and reporter.sent == 0 and reporter.dropped == 1
         finally:
             runner.cancel()
+
+    async def test_a_report_the_bridge_fails_on_does_not_block_the_next(
+            self, client: BridgeClient, bridge_standin: BridgeStandIn) -> None:
+        reporter = TaskStateReporter(client, retry_first_s=0.01, retry_cap_s=0.02)
+        runner = asyncio.create_task(reporter.run())
+        try:
+            bridge_standin.fail_with = 500  # the bridge cannot take this one report
+            await reporter.submit("task-x", TaskStateReport("failed", "core\x00dump"))
+            await reporter.submit("task-y", TaskStateReport("starting", "spawned"))
+            await bridge_standin.until(lambda: bridge_standin.refused >= MAX_FAILED_ATTEMPTS)
+            bridge_standin.fail_with = None
+            assert await reporter.flush(10)
+            assert reporter.dropped == 1
+            assert [t for t, _ in bridge_standin.states] == ["task-y"]
+        finally:
+            runner.cancel()
+
+    async def test_nul_in_a_reason_is_not_sent(self) -> None:
+        assert "\x00" not in TaskStateReport("failed", "a\x00b").to_json()["reason"]
 
     async def test_no_bridge_no_reports(self) -> None:
         reporter = TaskStateReporter(None)

@@ -20,6 +20,7 @@ class StandInAgent:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail_wake = False
+        self.gone = False  # the engine no longer runs: the agent refuses a sleep with 409
         self.port = free_port()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -28,6 +29,10 @@ class StandInAgent:
                                      status=401)
         body = await request.json() if request.can_read_body else {}
         self.calls.append((request.path, body))
+        if self.gone:
+            return web.json_response({"error": {"code": "invalid_state",
+                                                "message": "task t is failed; only a running "
+                                                           "task can be paused"}}, status=409)
         if request.path.endswith("/wake"):
             if self.fail_wake:
                 return web.json_response({"error": {"code": "engine_error",
@@ -180,4 +185,14 @@ async def test_wake_refused_when_released_gpus_were_given_away(admin, bridge, ag
     r = await admin.post(f"/tasks/{tid}/wake")
     assert r.status_code == 409 and error_of(r)["details"]["gpus"] == ["0"]
     assert (await admin.get(f"/tasks/{tid}")).json()["status"] == "sleeping"
+    await agent_client.aclose()
+
+
+async def test_sleep_of_an_engine_that_is_gone_is_409(admin, bridge, agent) -> None:
+    g, agent_client = await running_task(admin, bridge, agent)
+    tid = g["tasks"][0]["id"]
+    agent.gone = True
+    r = await admin.post(f"/tasks/{tid}/sleep")
+    assert r.status_code == 409 and error_of(r)["code"] == "invalid_state", r.text
+    assert "only a running task" in error_of(r)["message"]
     await agent_client.aclose()

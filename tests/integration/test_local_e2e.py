@@ -111,10 +111,14 @@ def up(tmp_path: Path) -> Iterator[Up]:
         server.proc.wait()
     for p in engines_of(home):
         p.kill()
+    # under root the data may live elsewhere, HETEROFLOW_HOME/pgdata linking to it
+    places = {str(home), str((home / "pgdata").resolve())}
     for p in psutil.process_iter(["name", "cmdline"]):
-        if "postgres" in (p.info["name"] or "") and str(home) in " ".join(
-                p.info["cmdline"] or []):
+        if "postgres" in (p.info["name"] or "") and any(
+                x in " ".join(p.info["cmdline"] or []) for x in places):
             p.kill()
+    if (home / "pgdata").is_symlink():
+        __import__("shutil").rmtree((home / "pgdata").resolve().parent, ignore_errors=True)
 
 
 def test_local_service_lifecycle_through_the_sdk(up: Up) -> None:
@@ -172,24 +176,24 @@ def test_local_service_lifecycle_through_the_sdk(up: Up) -> None:
     assert woken.choices[0].message.content is not None
     wait_for(lambda: up.group(gid)["status"] == "running", 30, "the group to be running")
 
-    # scale back to 1; then make the last engine fail, retry it, and stop it
+    # scale back to 1; then crash the last engine until its restarts are spent: a service
+    # keeps trying with backoff (as Nomad reschedules), and says so; then stop it
     assert up.api.put(f"/task-groups/{gid}/scale", json={"replicas": 1}).status_code == 200
     g = wait_for(lambda: up.running(gid, 1), 60, "one replica")
     wait_for(lambda: len(engines_of(up.home)) == 1, 30, "the second engine to end")
     tid = g["tasks"][0]["id"]
-    for _ in range(10):  # kill it until the restart policy (2 attempts) gives up
-        if up.group(gid)["tasks"][0]["status"] == "failed":
+
+    def backing_off() -> bool:
+        return "backing off" in up.group(gid)["tasks"][0]["status_reason"]
+
+    for _ in range(10):  # kill it until the restart policy (2 attempts) is spent
+        if backing_off():
             break
         for p in engines_of(up.home):
             p.kill()
         time.sleep(1.5)
-    failed = wait_for(lambda: up.group(gid)["tasks"][0]["status"] == "failed" and up.group(gid),
-                      60, "the task to fail")
-    assert "exit" in failed["tasks"][0]["status_reason"] or failed["tasks"][0]["status_reason"]
-    r = up.api.post(f"/tasks/{tid}", params={"action": "retry"})
-    assert r.status_code == 200, r.text
-    wait_for(lambda: up.running(gid, 1), 90, "the retried engine to run")
-    wait_for(lambda: serving(up.base, key, "smol"), 30, "the gateway to serve again")
+    wait_for(backing_off, 60, "the restarts to back off")
+    assert up.group(gid)["tasks"][0]["status"] != "failed"
     r = up.api.post(f"/tasks/{tid}/stop")
     assert r.status_code == 200 and r.json()["status"] == "completed", r.text
     wait_for(lambda: not engines_of(up.home), 30, "no engine process")

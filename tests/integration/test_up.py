@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -51,10 +52,12 @@ class Up:
         return self.proc.returncode, out, err
 
     def postgres_processes(self) -> list[psutil.Process]:
+        # under root the data may live elsewhere, HETEROFLOW_HOME/pgdata linking to it
+        places = {str(self.home), str((self.home / "pgdata").resolve())}
         found = []
         for p in psutil.process_iter(["name", "cmdline"]):
             cmd = " ".join(p.info["cmdline"] or [])
-            if "postgres" in (p.info["name"] or "") and str(self.home) in cmd:
+            if "postgres" in (p.info["name"] or "") and any(x in cmd for x in places):
                 found.append(p)
         return found
 
@@ -74,6 +77,9 @@ def up(tmp_path: Path):
         server.proc.wait()
     for p in server.postgres_processes():
         p.kill()
+    link = server.home / "pgdata"
+    if link.is_symlink():  # data relocated under root: remove it with the home
+        shutil.rmtree(link.resolve().parent, ignore_errors=True)
 
 
 def test_up_creates_admin_serves_api_and_survives_restart(up: Up) -> None:

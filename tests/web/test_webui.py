@@ -85,7 +85,7 @@ async def test_client_routes_get_the_index(ui: httpx.AsyncClient) -> None:
 async def test_api_paths_are_never_shadowed(ui: httpx.AsyncClient) -> None:
     assert (await ui.get("/api/v1/thing")).json() == {"api": True}
     assert (await ui.get("/v1/models")).json() == {"api": True}
-    for path in ("/api/v1/nope", "/v1/nope", "/metrics", "/healthz", "/api"):
+    for path in ("/api/v1/nope", "/v1/nope", "/metrics", "/healthz", "/readyz", "/api"):
         r = await ui.get(path)
         assert r.status_code == 404, path
         assert "id=root" not in r.text

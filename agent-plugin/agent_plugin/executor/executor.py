@@ -22,6 +22,7 @@ import httpx
 
 from agent_plugin.errors import InvalidTaskState, SpawnFailed, TaskExists, UnknownTask
 from agent_plugin.executor.backend import ProcessBackend, RunningProcess
+from agent_plugin.executor.ledger import Ledger
 from agent_plugin.executor.local import LocalProcessBackend
 from agent_plugin.executor.logtail import tail_lines
 from agent_plugin.executor.probe import port_in_use, wait_ready
@@ -48,7 +49,8 @@ class Executor:
     def __init__(self, *, base_env: Mapping[str, str] | None = None,
                  backend: ProcessBackend | None = None,
                  on_state_change: StateListener | None = None,
-                 client: httpx.AsyncClient | None = None, log_tail_lines: int = 20) -> None:
+                 client: httpx.AsyncClient | None = None, log_tail_lines: int = 20,
+                 ledger: Ledger | None = None) -> None:
         self._base_env = dict(base_env) if base_env is not None else inherited_environment()
         self._backend: ProcessBackend = backend or LocalProcessBackend()
         self.on_state_change = on_state_change
@@ -57,6 +59,7 @@ class Executor:
         self._owns_client = client is None
         self._tail = log_tail_lines
         self._tasks: dict[str, TaskRecord] = {}
+        self._ledger = ledger  # where a later agent finds what this one left running
 
     async def __aenter__(self) -> Executor:
         return self
@@ -174,8 +177,13 @@ class Executor:
                                            f"within {policy.interval_s:g} s)")
                     return
                 task.restarts += 1
+                policy = task.spec.restart
+                backing_off = (f" ({policy.attempts} restarts within {policy.interval_s:g} s "
+                               "spent: backing off, then trying again)"
+                               if delay > policy.delay_s else "")
                 await self._set(task, TaskState.RESTARTING, exit_code=exit_code, log_tail=tail,
-                                reason=f"{why}; restart {task.restarts} in {delay:g} s")
+                                reason=f"{why}; restart {task.restarts} in {delay:g} s"
+                                       f"{backing_off}")
                 try:
                     await asyncio.wait_for(task.stop_requested.wait(), delay)
                 except TimeoutError:
@@ -267,6 +275,8 @@ class Executor:
 
     async def _attach(self, task: TaskRecord, process: RunningProcess, attempt: int) -> None:
         task.process, task.pid = process, process.pid
+        if self._ledger is not None:
+            self._ledger.started(task.spec.task_id, process.pid)
         await self._set(task, TaskState.STARTING,
                         reason=f"attempt {attempt}: waiting for HTTP on port {task.spec.port}")
 
@@ -276,6 +286,8 @@ class Executor:
         task.reason, task.since = reason, time.time()
         if exit_code is not _KEEP:
             task.exit_code = exit_code
+        if state in FINAL_STATES and self._ledger is not None:
+            self._ledger.ended(task.spec.task_id)
         change = StateChange(task_id=task.spec.task_id, state=state, previous=previous,
                              at=task.since, pid=task.pid, exit_code=task.exit_code,
                              reason=reason, log_tail=log_tail)

@@ -2,14 +2,23 @@
 a stop or a crash clean-up reaches every process it started (model workers, tokenizer
 pools) and none outlives it. Output goes straight from the process into its log file;
 nothing in the agent has to pump it.
+
+Each engine starts through a few lines of Python (``_TRAMPOLINE``) that run in the child
+before the engine itself: they close every descriptor but the standard three, because the
+event loop's spawn (uvloop's) keeps inheritable ones open and the server marks its
+listening socket inheritable, so an engine would otherwise hold the API's port after the
+server died; and they arm a parent-death signal, so the engine dies with its agent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,12 +74,46 @@ class LocalProcessBackend:
         log = await asyncio.to_thread(_open_log, spec.log_path, spec, attempt)
         try:
             process = await asyncio.create_subprocess_exec(
-                *spec.argv, env=dict(env), cwd=spec.cwd, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                *_trampoline(spec.argv, env, spec.cwd), env=dict(env), cwd=spec.cwd,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             os.close(log)  # the child has its own copy
         return LocalProcess(process)
+
+
+# argv: parent pid, then the engine's argv. Linux only for the signal (prctl 1 is
+# PR_SET_PDEATHSIG, 9 SIGKILL); if the agent died before it was armed, the engine never starts.
+_TRAMPOLINE = """
+import os, sys
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit(70)
+os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
+try:
+    os.execv(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write(f"heteroflow: cannot run {sys.argv[2]}: {exc.strerror}\\n")
+    sys.exit(127)
+"""
+
+
+def _trampoline(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path | None) -> list[str]:
+    """The command that runs ``argv`` through the trampoline. The program is looked up
+    here, so a missing one is an ``OSError`` of the spawn, as it would be without it."""
+    program = argv[0]
+    if os.sep in program:
+        path = Path(cwd or ".", program)
+        found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    # -I -S: no site packages, no user paths: only os, sys and ctypes are needed
+    return [sys.executable, "-I", "-S", "-c", _TRAMPOLINE, str(os.getpid()), found, *argv[1:]]
 
 
 def group_members(pgid: int) -> list[int] | None:

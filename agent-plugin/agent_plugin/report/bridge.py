@@ -52,7 +52,8 @@ class BridgeClient:
             raise ReportError(
                 f"the bridge answered {response.status_code} to POST {path}: "
                 f"{_error_words(response)}",
-                retryable=response.status_code >= 500 or response.status_code in _RETRYABLE_4XX)
+                retryable=response.status_code >= 500 or response.status_code in _RETRYABLE_4XX,
+                http_status=response.status_code)
         try:
             data = response.json()
         except ValueError:

@@ -41,7 +41,9 @@ class TaskStateReport:
             raise ShapeError(f"sleep_mode must be one of {SLEEP_MODES} or null")
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "address": self.address,
+        # an engine's log tail may carry NUL bytes, which no database text column takes
+        return {"state": self.state, "reason": self.reason.replace("\x00", "\ufffd"),
+                "address": self.address,
                 "exit_code": self.exit_code, "sleep_mode": self.sleep_mode,
                 "gpu_memory_released": self.gpu_memory_released}
 

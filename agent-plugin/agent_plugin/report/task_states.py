@@ -5,8 +5,10 @@ Every transition is sent, in order: the bridge checks each against its state mac
 collapsing a task's reports into the newest would make it refuse the newest. A report the
 bridge cannot take now is retried with backoff, holding back the ones behind it; one it
 refuses for good (unknown task, a transition it does not allow) is dropped with a warning,
-since sending it again would only be refused again. The queue is bounded: in a very long
-outage the oldest reports give way.
+since sending it again would only be refused again. A report the bridge fails on itself
+(500: not an outage, the bridge could not take this one) is tried ``MAX_FAILED_ATTEMPTS``
+times, then dropped the same way, so one bad report cannot hold back every later one of the
+node. The queue is bounded: in a very long outage the oldest reports give way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from agent_plugin.report.shapes import TaskStateReport
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 10_000
+MAX_FAILED_ATTEMPTS = 5
+_OUTAGE = frozenset({502, 503, 504})  # the bridge or its database away: wait as long as it takes
 
 
 class TaskStateReporter:
@@ -34,6 +38,7 @@ class TaskStateReporter:
         self._backoff = Backoff(retry_first_s, retry_cap_s)
         self.sent = 0
         self.dropped = 0
+        self._head_failures = 0  # server errors for the report at the head of the queue
 
     async def submit(self, task_id: str, report: TaskStateReport) -> None:
         if self._bridge is None:
@@ -75,7 +80,10 @@ class TaskStateReporter:
         try:
             await self._bridge.task_state(task_id, report)
         except ReportError as exc:
-            if exc.retryable:
+            status = exc.http_status
+            if status is not None and status >= 500 and status not in _OUTAGE:
+                self._head_failures += 1
+            if exc.retryable and self._head_failures < MAX_FAILED_ATTEMPTS:
                 delay = self._backoff.failed()
                 log.warning("task state not reported; retrying", extra={
                     "task_id": task_id, "state": report.state, "reason": exc.message,
@@ -91,5 +99,6 @@ class TaskStateReporter:
         async with self._changed:
             if self._pending and self._pending[0][1] is report:  # not pushed out meanwhile
                 self._pending.popleft()
+                self._head_failures = 0
             self._changed.notify_all()
         return 0.0

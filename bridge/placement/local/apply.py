@@ -11,7 +11,7 @@ from bridge.agents.client import AgentClient
 from bridge.agents.shapes import RestartPolicy, StartTask
 from bridge.crypto import SecretBox
 from bridge.domain.engines import ENGINES
-from bridge.domain.models import Node, TaskGroup
+from bridge.domain.models import Engine, Node, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
 from bridge.errors import AgentRefused, AgentUnavailable
 from bridge.placement.local.decide import Busy, Start, Wait, busy_from
@@ -25,6 +25,10 @@ from bridge.storage.local_placement import HeldTask
 
 log = logging.getLogger(__name__)
 T = TaskStatus
+# Where each engine takes its API key: the environment, never argv, which every local user
+# can read in /proc. Keyed engines refuse callers without it, so nothing on this machine
+# reaches them around the gateway's keys and usage. (SGLang takes it on argv only.)
+_KEY_ENV = {Engine.LLAMACPP: "API_KEY", Engine.VLLM: "VLLM_API_KEY"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +102,16 @@ class LocalApply:
                 # The default check means "the engine is ready"; this engine says so at
                 # another path, and the gateway must probe where it answers.
                 await local_rows.set_health_path(conn, group.id, s.health_path)
+        env = s.env
+        key_env = _KEY_ENV.get(engine)
+        if key_env:  # only the agent (which starts it) and the gateway know the key
+            env = {**env, key_env: self.box.engine_key(task.id)}
         start = StartTask(
-            task_id=task.id, argv=s.argv, env=s.env, port=s.port, gpu_vendor=s.vendor,
-            gpu_ids=s.gpu_ids, restart=RestartPolicy(attempts=2, delay_seconds=5.0, mode="fail"),
+            task_id=task.id, argv=s.argv, env=env, port=s.port, gpu_vendor=s.vendor,
+            gpu_ids=s.gpu_ids,
+            # a service keeps trying, backing off once the attempts are spent (Nomad
+            # reschedules without end too), rather than failing until someone retries
+            restart=RestartPolicy(attempts=2, delay_seconds=5.0, mode="delay"),
             health_path=s.health_path, engine=engine.value, sleep_api=ENGINES[engine].sleep_api,
             idle_timeout_minutes=group.idle_timeout_minutes)
         try:
