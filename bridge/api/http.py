@@ -24,7 +24,7 @@ from bridge.runtime import BridgeRuntime, Database
 from bridge.services.context import Actor
 from bridge.services.users import authenticate
 
-Access = Literal["read", "write", "admin", "agent", "wake"]
+Access = Literal["read", "write", "admin", "agent", "wake", "public"]
 # Which roles each kind of operation admits. Service accounts (agent, gateway) reach only
 # the one thing they exist for.
 ALLOWED: dict[str, frozenset[Role]] = {
@@ -33,6 +33,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "admin": frozenset({Role.ADMIN}),
     "agent": frozenset({Role.ADMIN, Role.AGENT}),
     "wake": frozenset({Role.ADMIN, Role.OPERATOR, Role.GATEWAY}),
+    # Documentation (the OpenAPI document) is readable without a token.
+    "public": frozenset(Role),
 }
 Handler = Callable[..., Awaitable[HTTPResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -74,6 +76,9 @@ def operation(
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: Request, **kwargs: Any) -> HTTPResponse:
+            if access == "public":
+                request.ctx.principal = None
+                return await handler(request, **kwargs)
             principal = await _authenticate(request)
             _authorize(principal, access)
             request.ctx.principal = principal

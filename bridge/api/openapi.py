@@ -30,7 +30,8 @@ _ERRORS = {
 }
 
 
-@operation(bp, "GET", "/openapi.json", summary="This document", response=None)
+@operation(bp, "GET", "/openapi.json", summary="This document (readable without a token)",
+           access="public", response=None)
 async def openapi_json(request: Request) -> HTTPResponse:
     return json(build_document(version=runtime(request).version))
 
@@ -48,7 +49,7 @@ def build_document(version: str) -> dict[str, Any]:
             "title": "HeteroFlow bridge API",
             "version": version,
             "description": "Services (task groups), tasks, model routes, gateway API keys, "
-                           "users and the audit trail. Every call needs "
+                           "users and the audit trail. Every call but this document needs "
                            "`Authorization: Bearer <token>`.",
         },
         "servers": [{"url": "/"}],
@@ -97,8 +98,13 @@ def _operation(op: Operation, components: dict[str, Any], error: dict[str, Any])
         "tags": [op.tag],
         "parameters": params,
         "responses": responses,
-        "x-required-roles": sorted(r.value for r in ALLOWED[op.access]),
+        "x-required-roles": ([] if op.access == "public"
+                             else sorted(r.value for r in ALLOWED[op.access])),
     }
+    if op.access == "public":
+        out["security"] = []
+        for code in ("401", "403"):
+            responses.pop(code, None)
     if op.body is not None:
         out["requestBody"] = {"required": not op.body_optional,
                               "content": {"application/json": {

