@@ -10,7 +10,16 @@ from types import SimpleNamespace
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
-from bridge.api import api_keys, model_routes, nodes, openapi, task_groups, usage, users
+from bridge.api import (
+    api_keys,
+    model_routes,
+    nodes,
+    openapi,
+    policies,
+    task_groups,
+    usage,
+    users,
+)
 from bridge.api.errors import install_error_handlers
 from bridge.api.http import new_request_id
 from bridge.runtime import BridgeRuntime
@@ -36,7 +45,8 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.config.FALLBACK_ERROR_FORMAT = "json"
     runtime = BridgeRuntime(settings, database_url, package_version())
     app.ctx.bridge = runtime
-    for module in (task_groups, model_routes, api_keys, users, nodes, usage, openapi):
+    for module in (task_groups, policies, model_routes, api_keys, users, nodes, usage,
+                   openapi):
         app.blueprint(module.bp)
     install_error_handlers(app)
 

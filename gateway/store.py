@@ -65,7 +65,18 @@ _USAGE_UPSERT = (
     " completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens"
 )
 
+_SIGNALS_UPSERT = (
+    "INSERT INTO gateway_signals AS s (gateway_id, group_id, inflight, waiting, requests,"
+    " last_request_at, updated_at)"
+    " SELECT %s, g, i, w, r, to_timestamp(t), now() FROM unnest(%s::text[], %s::int[],"
+    " %s::int[], %s::bigint[], %s::float8[]) AS x(g, i, w, r, t)"
+    " ON CONFLICT (gateway_id, group_id) DO UPDATE SET inflight = EXCLUDED.inflight,"
+    " waiting = EXCLUDED.waiting, requests = EXCLUDED.requests,"
+    " last_request_at = EXCLUDED.last_request_at, updated_at = EXCLUDED.updated_at"
+)
 KEY_LOOKUP_WAIT_S = 3.0
+# group id, in flight, waiting, requests so far, last request (unix seconds)
+SignalRow = tuple[str, int, int, int, float | None]
 UsageRow = tuple[int, str, str, str, int, int, int, int]  # minute (unix s) first
 WorldRows = tuple[list[DictRow], list[DictRow], list[DictRow]]
 
@@ -122,6 +133,18 @@ class Store:
         columns = list(zip(*ordered, strict=True))
         async with self._pool.connection() as conn:
             await conn.execute(_USAGE_UPSERT, [list(c) for c in columns])
+
+
+    async def publish_signals(self, gateway_id: str, rows: list[SignalRow]) -> None:
+        """This worker's per-group counters (gateway/signals.py), in one statement."""
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        async with self._pool.connection() as conn:
+            await conn.execute(_SIGNALS_UPSERT, [gateway_id, *columns])
+
+    async def withdraw_signals(self, gateway_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute("DELETE FROM gateway_signals WHERE gateway_id = %s",
+                               (gateway_id,))
 
 
 def snapshot_from_rows(world: WorldRows, box: UpstreamKeyBox) -> Snapshot:

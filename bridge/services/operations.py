@@ -11,9 +11,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from bridge.domain import ids
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
+from bridge.domain.windows import window_refusal
 from bridge.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
@@ -68,7 +71,8 @@ async def retry_task(db: Database, placement: PlacementPort | None, task_id: str
 
 
 async def scale_group(db: Database, placement: PlacementPort | None, group_id: str,
-                      replicas: int, actor: Actor) -> TaskGroup:
+                      replicas: int, actor: Actor, *, reason: str | None = None) -> TaskGroup:
+    """``reason``: why the autoscaler or a window moves it (kept in the audit entry)."""
     async with db.transaction() as conn:
         group = await group_rows.get_task_group(conn, group_id)
     if group is None:
@@ -80,6 +84,9 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         bound = f"{group.min_replicas}-{group.max_replicas or 'unlimited'}"
         raise ValidationFailed(f"replicas must be within min/max replicas ({bound})",
                                details={"field": "replicas"})
+    outside = window_refusal(group, replicas, datetime.now(UTC))
+    if outside:
+        raise ValidationFailed(outside, details={"field": "replicas"})
     current = len(group.tasks)
     if replicas == current:
         return group
@@ -115,7 +122,8 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
                            object_type="task_group", object_id=group.id,
                            request_id=actor.request_id,
                            details={"from": current, "to": replicas,
-                                    "removed": [t.id for t in removed]})
+                                    "removed": [t.id for t in removed],
+                                    **({"reason": reason} if reason else {})})
         await rows.follow_group(conn, group.id)
     if placement is not None:
         placement.scaled(group, replicas)
