@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.client import ApiClient, print_json, print_kv, print_table
+from bridge.cli.policies import add_policy_commands, policy_lines
 
 
 def add_client_commands(sub: Any) -> None:
@@ -44,6 +45,7 @@ def add_client_commands(sub: Any) -> None:
                                           "tasks)")
         p.add_argument("id")
         p.set_defaults(func=task_verb, verb=verb)
+    add_policy_commands(svc_sub)
 
     p = sub.add_parser("nodes", help="nodes as their agents report them")
     p.set_defaults(func=nodes_list)
@@ -141,7 +143,7 @@ def service_status(api: ApiClient, args: argparse.Namespace) -> None:
               ("Model", f"{g['model_name']} ({g['model_path']})"),
               ("Mode", f"{g['parallelism']} world_size={g['world_size']} "
                        f"nodes={g['node_count']}"),
-              ("Endpoint", g["endpoint"])])
+              ("Endpoint", g["endpoint"]), *policy_lines(g)])
     print("\nTasks")
     print_table([(t["id"], t["rank"], t["status"], t["node_name"] or t["node_id"],
                   t["gpu_id"] or f"{t['gpu_required']} wanted", t["address"],

@@ -121,3 +121,31 @@ async def test_openapi_documents_both(admin) -> None:
     got = doc["paths"]["/api/v1/task-groups/{id}"]["get"]["responses"]["200"]
     assert "policy" in got["content"]["application/json"]["schema"]["properties"]
     assert "PolicyStatusOut" in doc["components"]["schemas"]
+
+
+async def test_cli_turns_autoscaling_on_and_status_explains(admin, bridge, capsys) -> None:
+    import asyncio
+
+    from bridge.cli.main import main
+
+    gid = await created(admin)
+    cli = ["-address", bridge.base_url, "-token", bridge.admin_token, "service"]
+    rc = await asyncio.to_thread(main, [*cli, "policy", gid, "-metric", "concurrent_requests",
+                                        "-target", "4", "-max", "3"])
+    assert rc == 0
+    assert "autoscaling on, 1-3 replicas, concurrent_requests target 4" in \
+        capsys.readouterr().out
+    rc = await asyncio.to_thread(main, [*cli, "window", gid, "-days", "fri-mon", "-start",
+                                        "22:00", "-end", "06:00", "-tz", "Europe/Berlin",
+                                        "-outside", "1"])
+    assert rc == 0
+    g = (await admin.get(f"/task-groups/{gid}")).json()
+    assert g["schedule_window"]["windows"][0]["days"] == ["fri", "sat", "sun", "mon"]
+    assert g["schedule_window"]["outside_replicas"] == 1
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, [*cli, "status", gid]) == 0
+    out = capsys.readouterr().out
+    assert "Autoscaling" in out and "concurrent_requests target 4" in out and "Window" in out
+    rc = await asyncio.to_thread(main, [*cli, "policy", gid, "-cooldown", "5",
+                                        "-metric", "cpu", "-target", "1"])
+    assert rc == 1 and "cooldown_seconds" in capsys.readouterr().err
