@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from bridge.api.http import actor, db, operation, parse_body, respond
+from bridge.api.http import actor, db, operation, parse_body, respond, runtime
 from bridge.api.policy_schemas import ScalePolicyUpdate, ScheduleWindowUpdate
 from bridge.api.schemas import TaskGroupOut
 from bridge.services import policies as service
@@ -29,7 +29,8 @@ async def put_scale_policy(request: Request, id: str) -> HTTPResponse:
     change = service.ScalePolicyChange(auto_scale=body.auto_scale,
                                        min_replicas=body.min_replicas,
                                        max_replicas=body.max_replicas, policy=policy)
-    group = await service.set_scale_policy(db(request), id, change, actor(request))
+    group = await service.set_scale_policy(db(request), id, change, actor(request),
+                                           runtime(request).placement)
     return respond(TaskGroupOut, group)
 
 

@@ -11,7 +11,8 @@ and below max_replicas: +1; below the target and above min_replicas: -1. Around 
   long streams nor flaps; and never two moves closer than ``cooldown_s``;
 - no scale-up while a replica is still pending: it could not be placed, and asking for one
   more would not place it either;
-- nothing while a rollout (a Nomad deployment) is in progress: it is waited out;
+- no move while a rollout (a Nomad deployment) is in progress: it is waited out, and the
+  delays keep counting, so the move comes as soon as it ends;
 - down only when one replica less would still be at or under the target (the metric is
   projected onto n-1 replicas), otherwise the next round would scale up again.
 
@@ -73,8 +74,6 @@ def decide(i: Inputs) -> Decision:
     if hi and n > hi:
         return Decision(hi, f"scaled {n} -> {hi}: above the maximum of {hi} replicas",
                         None, None)
-    if i.rollout:
-        return Decision(None, f"not scaled: {i.rollout}; waiting until it ends", None, None)
     if i.value is None:
         return Decision(None, f"not scaled: {i.metric} is missing ({i.missing}); "
                               "a missing metric is never acted on", None, None)
@@ -97,8 +96,10 @@ def decide(i: Inputs) -> Decision:
             why = f"not scaled yet: {v:g} {unit} > target {t:g}, but the last move was " \
                   f"{i.cooldown_s - wait:.0f} s ago (cooldown {i.cooldown_s:g} s)"
         else:
-            return Decision(n + 1, f"scaled {n} -> {n + 1}: {v:g} {unit} > target {t:g} "
-                                   f"for {held:.0f} s", None, None)
+            move = f"scaled {n} -> {n + 1}: {v:g} {unit} > target {t:g} for {held:.0f} s"
+            if not i.rollout:
+                return Decision(n + 1, move, None, None)
+            why = f"not scaled: {i.rollout}; waiting until it ends (then: {move})"
         return Decision(None, why, since, None)
     if v < t:
         since = i.low_since if i.low_since is not None else i.now
@@ -116,8 +117,10 @@ def decide(i: Inputs) -> Decision:
             why = f"not scaled down yet: {v:g} {unit} < target {t:g}, but the last move " \
                   f"was {i.cooldown_s - wait:.0f} s ago (cooldown {i.cooldown_s:g} s)"
         else:
-            return Decision(n - 1, f"scaled {n} -> {n - 1}: {v:g} {unit} < target {t:g} "
-                                   f"for {held:.0f} s", None, None)
+            move = f"scaled {n} -> {n - 1}: {v:g} {unit} < target {t:g} for {held:.0f} s"
+            if not i.rollout:
+                return Decision(n - 1, move, None, None)
+            why = f"not scaled: {i.rollout}; waiting until it ends (then: {move})"
         return Decision(None, why, None, since)
     return Decision(None, f"steady: {v:g} {unit} = target {t:g}", None, None)
 

@@ -63,12 +63,12 @@ def average(mem: Memory, now: float, window_s: float, value: float | None) -> fl
 
 
 def scale_decision(group: TaskGroup, value: float | None, missing: str, lo: int, hi: int,
-                   mem: Memory, now: float, last_scaled: float | None) -> Decision:
+                   mem: Memory, now: float, last_scaled: float | None,
+                   rollout: str = "") -> Decision:
     policy = group.scale_policy or {}
     cooldown = float(policy.get("cooldown_seconds", 60))
     tasks = group.tasks
-    rollout = ""
-    if group.rolling_update_state is RollingUpdateState.ROLLING:
+    if not rollout and group.rolling_update_state is RollingUpdateState.ROLLING:
         rollout = "a rolling update is in progress"
     return decide(Inputs(
         metric=str(policy.get("metric", "")), target=float(policy.get("target_value", 0)),

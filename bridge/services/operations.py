@@ -92,7 +92,7 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         return group
     removed = [t for t in group.tasks if t.rank >= replicas]
     if placement is not None:
-        await placement.scale(group, replicas)
+        await placement.scale(group, replicas, reason)
         if not placement.ends_removed_ranks(group):
             for task in removed:
                 if task.status in STOPPABLE | {T.WAKING}:

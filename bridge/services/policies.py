@@ -8,6 +8,7 @@ from typing import Any
 
 from bridge.domain.models import TaskGroup
 from bridge.errors import NotFound, ValidationFailed
+from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
 from bridge.storage import audit
 from bridge.storage import policies as rows
@@ -25,7 +26,9 @@ class ScalePolicyChange:
 
 
 async def set_scale_policy(db: Database, group_id: str, change: ScalePolicyChange,
-                           actor: Actor) -> TaskGroup:
+                           actor: Actor, placement: PlacementPort | None = None) -> TaskGroup:
+    """Store and audit the policy; on Nomad the job is registered again (counts preserved)
+    so its `scaling` block carries the new bounds."""
     async with db.transaction() as conn:
         group = await group_rows.get_task_group(conn, group_id, for_update=True)
         if group is None:
@@ -50,6 +53,8 @@ async def set_scale_policy(db: Database, group_id: str, change: ScalePolicyChang
                                               "scale_policy": change.policy}})
         updated = await group_rows.get_task_group(conn, group_id)
     assert updated is not None
+    if placement is not None:
+        placement.submit(group_id)
     return updated
 
 

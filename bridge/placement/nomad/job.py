@@ -112,5 +112,18 @@ def build_context(
         device=device, vram_note=placement.vram_note,
         cpu_mhz=2000 * max(1, gpus), memory_mb=max(4096, 8192 * max(1, gpus)),
         shm_size_bytes=(8 << 30) if gpus > 1 else None,
-        healthy_deadline_s=900,
+        healthy_deadline_s=900, scaling=scaling_bounds(group, count),
     )
+
+
+def scaling_bounds(group: TaskGroup, count: int) -> tuple[int, int] | None:
+    """The bounds Nomad is to enforce for an autoscaled group: its min/max, widened to a
+    window's count outside its windows and to the count it has now (Nomad refuses a job
+    whose count lies outside its own scaling block); max 0 (no limit) becomes 512."""
+    if not group.auto_scale:
+        return None
+    low, high = group.min_replicas, group.max_replicas or 512
+    outside = (group.schedule_window or {}).get("outside_replicas")
+    if isinstance(outside, int):
+        low, high = min(low, outside), max(high, outside)
+    return min(low, max(count, 1)), max(high, count)
