@@ -6,8 +6,9 @@
 | request_queue           | gateways: requests held for the service to wake (sum)       |
 | gpu_utilization         | agents: utilisation of the GPUs the running tasks hold      |
 | cpu                     | agents: the node's CPU use (facts.cpu_percent)              |
-| vllm_pending_requests   | the engine's vllm:num_requests_waiting (engine_metrics)     |
-| vllm_running_requests   | the engine's vllm:num_requests_running (engine_metrics)     |
+| vllm_pending_requests   | the engine: vllm:num_requests_waiting (SGLang, llama.cpp:   |
+|                         | their equivalents), read by its agent                       |
+| vllm_running_requests   | the engine: vllm:num_requests_running (likewise)            |
 
 Per replica: the total over the running replicas divided by their number. Whatever is not
 measured is ``missing`` with the reason; no value is ever made up for it.
@@ -18,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-ENGINE_METRICS = {"vllm_pending_requests": "vllm:num_requests_waiting",
-                  "vllm_running_requests": "vllm:num_requests_running"}
+# metric -> the common name agents report it under (agent_plugin/engine_metrics.py): vLLM's
+# vllm:num_requests_waiting/_running, and SGLang's and llama.cpp's equivalents
+ENGINE_METRICS = {"vllm_pending_requests": "waiting", "vllm_running_requests": "running"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class Replica:
     node_id: str | None
     gpu_ids: tuple[str, ...]
     engine_metrics: dict[str, float] | None  # as the agent last scraped them; None: none
+    engine_missing: str = ""  # why engine_metrics is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,10 @@ def sample(metric: str, replicas: list[Replica], *, gateways: int, inflight: int
     if metric in ENGINE_METRICS:
         name = ENGINE_METRICS[metric]
         values = [r.engine_metrics.get(name) if r.engine_metrics else None for r in replicas]
-        lacking = [r.task_id for r, v in zip(replicas, values, strict=True) if v is None]
+        lacking = [r for r, v in zip(replicas, values, strict=True) if v is None]
         if lacking:
-            return Sample(None, f"the engine of {lacking[0]} reports no {name}")
+            why = lacking[0].engine_missing or f"its engine reports no {name} requests"
+            return Sample(None, f"{lacking[0].task_id}: {why}")
         return Sample(sum(v for v in values if v is not None) / n)
     if metric == "gpu_utilization":
         utils: list[float] = []

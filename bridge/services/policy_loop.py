@@ -22,7 +22,7 @@ from bridge.agents.client import AgentClient
 from bridge.background import cancel_all
 from bridge.crypto import SecretBox
 from bridge.domain import policy_plan as plan
-from bridge.domain.measure import Replica, sample
+from bridge.domain.measure import ENGINE_METRICS, Replica, sample
 from bridge.domain.models import TaskGroup
 from bridge.domain.status import TaskStatus
 from bridge.domain.windows import parse_schedule, phase
@@ -54,6 +54,8 @@ class PolicyLoop:
         self.interval = settings.autoscale_interval_seconds
         self.window_s = settings.autoscale_window_seconds
         self.fresh_s = settings.signals_fresh_seconds
+        # agents read engines every 10 s and send them with the heartbeat (30 s)
+        self.engine_fresh_s = 3.0 * 30
         self.clock = clock
         self.memory: dict[str, plan.Memory] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,6 +98,10 @@ class PolicyLoop:
             needs_nodes = any(g.auto_scale and (g.scale_policy or {}).get("metric") in (
                 "gpu_utilization", "cpu") for g in groups)
             nodes = await rows.node_gpus(conn) if needs_nodes else {}
+            engine_groups = [g.id for g in groups if g.auto_scale and (
+                g.scale_policy or {}).get("metric") in ENGINE_METRICS]
+            readings = (await rows.engine_metrics(conn, engine_groups, self.engine_fresh_s)
+                        if engine_groups else {})
         now_dt = self.clock()
         now = now_dt.timestamp()
         live = {g.id for g in groups}
@@ -105,7 +111,7 @@ class PolicyLoop:
         for group in groups:
             state = states.get(group.id) or PolicyState(group.id)
             new = await self._one(group, state, now_dt, now, loads.get(group.id), gateways,
-                                  nodes)
+                                  nodes, readings)
             if new != state:
                 saved.append(new)
         async with self.db.transaction() as conn:
@@ -114,8 +120,8 @@ class PolicyLoop:
 
     async def _one(self, group: TaskGroup, state: PolicyState, now_dt: datetime, now: float,
                    load: rows.GatewayLoad | None, gateways: int,
-                   nodes: dict[str, tuple[list[dict[str, object]], dict[str, object]]]
-                   ) -> PolicyState:
+                   nodes: dict[str, tuple[list[dict[str, object]], dict[str, object]]],
+                   readings: dict[str, tuple[dict[str, float] | None, str]]) -> PolicyState:
         mem = self.memory.setdefault(group.id, plan.Memory())
         schedule = parse_schedule(group.schedule_window)
         key = json.dumps(group.schedule_window, sort_keys=True)
@@ -139,7 +145,8 @@ class PolicyLoop:
         lo, hi, _source = plan.bounds(group, schedule, current)
         running = [t for t in group.tasks if t.status is TaskStatus.RUNNING]
         replicas = [Replica(t.id, t.node_id, tuple((t.gpu_id or "").split(",")) if t.gpu_id
-                            else (), None) for t in running]
+                            else (), *readings.get(t.id, (None, "")))
+                    for t in running]
         if group.auto_scale:
             s = sample(str((group.scale_policy or {}).get("metric", "")), replicas,
                        gateways=gateways, inflight=load.inflight if load else 0,
@@ -147,8 +154,18 @@ class PolicyLoop:
             value = plan.average(mem, now, self.window_s, s.value)
             last = state.last_scaled_at.timestamp() if state.last_scaled_at else None
             d = plan.scale_decision(group, value, s.missing, lo, hi, mem, now, last)
+            if d.replicas is not None and lo <= len(group.tasks) and (
+                    not hi or len(group.tasks) <= hi):
+                # Only a move asks placement (one Nomad call) whether a rollout runs.
+                rollout = await self._rollout(group)
+                if rollout:
+                    d = plan.scale_decision(group, value, s.missing, lo, hi, mem, now, last,
+                                            rollout)
             mem.high_since, mem.low_since = d.high_since, d.low_since
-            new = replace(new, decision=d.reason, decided_at=now_dt)
+            # decided_at says since when the sentence holds; an unchanged one is not
+            # written again (a steady round of 1,000 services writes nothing).
+            if d.reason != state.decision:
+                new = replace(new, decision=d.reason, decided_at=now_dt)
             if d.replicas is not None:
                 new = await self._scale(group, d.replicas, d.reason, new, now_dt)
         elif len(group.tasks) < lo or (hi and len(group.tasks) > hi):
@@ -175,6 +192,14 @@ class PolicyLoop:
         log.info("autoscaled", extra={"group": group.name, "reason": why})
         self.memory[group.id].samples.clear()  # the new count changes the per-replica value
         return replace(state, last_scaled_at=now_dt)
+
+    async def _rollout(self, group: TaskGroup) -> str:
+        if self.placement is None:
+            return ""
+        try:
+            return await self.placement.rollout(group)
+        except BridgeError as exc:  # not knowing is reason enough not to move now
+            return f"whether a rollout runs is unknown ({exc.message})"
 
     async def _act(self, verb: Callable[..., object], task_id: str, why: str) -> None:
         try:

@@ -135,3 +135,37 @@ async def managed_groups(conn: Conn) -> list[TaskGroup]:
     for r in await cur.fetchall():
         by_group[r["group_id"]].append(group_rows.row_to_task(r))
     return [group_rows.row_to_task_group(g, by_group[g["id"]]) for g in groups]
+
+
+async def save_engine_metrics(conn: Conn, node_id: str,
+                              readings: dict[str, dict[str, Any]]) -> None:
+    """The engines' latest load, onto the tasks this node runs (others are ignored).
+    Stamped with the bridge's clock on arrival: nodes' clocks need not agree with it."""
+    ids = sorted(readings)
+    await conn.execute(
+        "UPDATE tasks t SET engine_metrics = x.m, engine_metrics_at = now()"
+        " FROM unnest(%s::text[], %s::jsonb[]) AS x(id, m)"
+        " WHERE t.id = x.id AND t.node_id = %s",
+        (ids, [Jsonb(readings[i]) for i in ids], node_id))
+
+
+async def engine_metrics(conn: Conn, group_ids: list[str], fresh_seconds: float
+                         ) -> dict[str, tuple[dict[str, float] | None, str]]:
+    """Per task of these groups: (metrics, "") or (None, why they are missing)."""
+    cur = await conn.execute(
+        "SELECT id, engine_metrics, engine_metrics_at,"
+        " engine_metrics_at > now() - make_interval(secs => %s) AS fresh"
+        " FROM tasks WHERE group_id = ANY(%s) AND status = 'running'",
+        (fresh_seconds, group_ids))
+    out: dict[str, tuple[dict[str, float] | None, str]] = {}
+    for r in await cur.fetchall():
+        reading = r["engine_metrics"] or {}
+        if r["engine_metrics_at"] is None:
+            out[r["id"]] = (None, "its agent has reported no engine metrics yet")
+        elif not r["fresh"]:
+            out[r["id"]] = (None, f"its engine metrics are older than {fresh_seconds:g} s")
+        elif reading.get("metrics"):
+            out[r["id"]] = (reading["metrics"], "")
+        else:
+            out[r["id"]] = (None, str(reading.get("missing") or "no engine metrics"))
+    return out

@@ -149,3 +149,48 @@ async def test_cli_turns_autoscaling_on_and_status_explains(admin, bridge, capsy
     rc = await asyncio.to_thread(main, [*cli, "policy", gid, "-cooldown", "5",
                                         "-metric", "cpu", "-target", "1"])
     assert rc == 1 and "cooldown_seconds" in capsys.readouterr().err
+
+
+async def test_engine_metrics_from_heartbeats_drive_the_decision(admin, bridge) -> None:
+    from pathlib import Path
+
+    from bridge.agents.client import AgentClient
+    from bridge.crypto import SecretBox
+    from bridge.services.policy_loop import PolicyLoop
+    from bridge.settings import BridgeSettings
+    from bridge.storage.db import Database
+    from tests.support.bridge_helpers import heartbeat, unique
+    from tests.support.pg import TEST_SECRET_KEY
+
+    gid = await created(admin)
+    await admin.put(f"/task-groups/{gid}/scale-policy", json={
+        **POLICY, "metric": "vllm_pending_requests", "target_value": 4})
+    node_id = unique("node")
+    task_id = bridge.sql("UPDATE tasks SET status = 'running', node_id = %s WHERE group_id = %s"
+                         " RETURNING id", (node_id, gid))[0][0]
+    bridge.sql("UPDATE task_groups SET status = 'running' WHERE id = %s", (gid,))
+    r = await admin.post("/users", json={"name": unique("agent"), "role": "agent"})
+    db = Database(bridge.db_url, max_size=2)
+    await db.open()
+    agents = AgentClient()
+    loop = PolicyLoop(db, None, agents, SecretBox(TEST_SECRET_KEY),
+                      BridgeSettings(home=Path("nonexistent")))
+
+    async def decision_after(reading: dict[str, Any]) -> str:
+        async with bridge.client(r.json()["token"]["token"]) as agent:
+            beat = await agent.post("/agent/heartbeat", json=heartbeat(
+                node_id, engine_metrics={task_id: reading}))
+            assert beat.status_code == 200, beat.text
+        await loop.round()
+        return str((await admin.get(f"/task-groups/{gid}")).json()["policy"]["decision"])
+
+    try:
+        busy = await decision_after({"metrics": {"waiting": 9.0, "running": 3.0}, "at": 1.0})
+        assert busy.startswith("not scaled yet: 9 requests waiting in the engine per replica"
+                               " > target 4"), busy
+        gone = await decision_after({"missing": "the engine serves no /metrics", "at": 1.0})
+        assert f"vllm_pending_requests is missing ({task_id}: the engine serves no /metrics)" \
+            in gone, gone
+    finally:
+        await agents.close()
+        await db.close()

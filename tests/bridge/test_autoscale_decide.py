@@ -79,8 +79,8 @@ def test_every_metric_names_its_unit(metric: str) -> None:
 
 
 def test_samples_per_metric_and_missing_reasons() -> None:
-    gpu = Replica("t0", "n1", ("0",), {"vllm:num_requests_waiting": 6.0,
-                                        "vllm:num_requests_running": 2.0})
+    gpu = Replica("t0", "n1", ("0",), {"waiting": 6.0,
+                                        "running": 2.0})
     bare = Replica("t1", "n1", ("1",), None)
     nodes = {"n1": ([{"index": 0, "utilization_percent": 80.0},
                      {"index": 1, "utilization_percent": None}], {"cpu_percent": 50})}
@@ -92,7 +92,7 @@ def test_samples_per_metric_and_missing_reasons() -> None:
     assert sample("gpu_utilization", [gpu], **args).value == 80.0  # type: ignore[arg-type]
     assert sample("cpu", [gpu, bare], **args).value == 50.0  # type: ignore[arg-type]
     missing = sample("vllm_pending_requests", [gpu, bare], **args)  # type: ignore[arg-type]
-    assert missing.value is None and "t1 reports no vllm:num_requests_waiting" in missing.missing
+    assert missing.value is None and "t1: its engine reports no waiting requests" in missing.missing
     assert "GPU 1" in (sample("gpu_utilization", [bare], **args).missing)  # type: ignore[arg-type]
     assert "no gateway" in sample("concurrent_requests", [gpu], gateways=0, inflight=0,
                                   waiting=0, nodes={}).missing

@@ -16,7 +16,13 @@ CREATE TABLE gateway_signals (
 );
 CREATE INDEX gateway_signals_group_idx ON gateway_signals (group_id, updated_at);
 
--- 2. What the policy loop last decided for a service, shown in its status.
+-- 2. Each engine's own load as its agent last read it (agent_plugin/engine_metrics.py):
+--    {"metrics": {"waiting": 2, "running": 5, "kv_cache_usage": 0.4}} or {"missing": why}.
+ALTER TABLE tasks
+    ADD COLUMN engine_metrics     jsonb,
+    ADD COLUMN engine_metrics_at  timestamptz;
+
+-- 3. What the policy loop last decided for a service, shown in its status.
 CREATE TABLE service_policy_state (
     group_id         text PRIMARY KEY REFERENCES task_groups (id) ON DELETE CASCADE,
     decision         text NOT NULL DEFAULT '',
