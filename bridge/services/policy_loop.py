@@ -32,6 +32,7 @@ from bridge.services.context import Actor
 from bridge.services.operations import scale_group
 from bridge.services.task_ops import sleep_task, wake_task
 from bridge.settings import BridgeSettings
+from bridge.storage import audit
 from bridge.storage import policies as rows
 from bridge.storage.db import Database, try_leadership
 from bridge.storage.policies import PolicyState
@@ -59,6 +60,9 @@ class PolicyLoop:
         self.clock = clock
         self.memory: dict[str, plan.Memory] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Decisions not to act, for the audit log: one entry each time the kind of "no"
+        # changes ("not scaled up", "steady", ...), not every round (that is the status).
+        self._notes: list[tuple[str, str]] = []
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name="policies")]
@@ -114,8 +118,13 @@ class PolicyLoop:
                                   nodes, readings)
             if new != state:
                 saved.append(new)
+        notes, self._notes = self._notes, []
         async with self.db.transaction() as conn:
             await rows.save_states(conn, saved)
+            for group_id, sentence in notes:
+                await audit.append(conn, actor=None, action="task_group.autoscale_hold",
+                                   object_type="task_group", object_id=group_id,
+                                   details={"reason": sentence})
         return saved
 
     async def _one(self, group: TaskGroup, state: PolicyState, now_dt: datetime, now: float,
@@ -166,6 +175,8 @@ class PolicyLoop:
             # written again (a steady round of 1,000 services writes nothing).
             if d.reason != state.decision:
                 new = replace(new, decision=d.reason, decided_at=now_dt)
+                if d.replicas is None and _kind(d.reason) != _kind(state.decision):
+                    self._notes.append((group.id, d.reason))
             if d.replicas is not None:
                 new = await self._scale(group, d.replicas, d.reason, new, now_dt)
         elif len(group.tasks) < lo or (hi and len(group.tasks) > hi):
@@ -207,3 +218,8 @@ class PolicyLoop:
         except BridgeError as exc:
             log.warning("policy action failed", extra={"task_id": task_id, "why": why,
                                                        "error": exc.message})
+
+
+def _kind(sentence: str) -> str:
+    """What kind of decision a sentence is: the words before its numbers."""
+    return sentence.split(":", 1)[0]

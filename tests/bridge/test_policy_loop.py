@@ -111,3 +111,6 @@ async def test_gateway_counters_drive_the_sentence(admin, bridge) -> None:
     decision = (await admin.get(f"/task-groups/{gid}")).json()["policy"]["decision"]
     assert decision == ("not scaled yet: 7 requests in flight per replica > target 2 "
                         "for 0 of 30 s"), decision
+    holds = bridge.sql("SELECT details->>'reason' FROM audit_log WHERE object_id = %s AND"
+                       " action = 'task_group.autoscale_hold'", (gid,))
+    assert [h[0] for h in holds] == [decision]  # a "no" is audited when its kind changes
