@@ -72,6 +72,8 @@ class BridgeSettings(BaseSettings):
     autoscale_interval_seconds: float = Field(default=10.0, ge=0.1, le=600)
     autoscale_window_seconds: float = Field(default=30.0, ge=0, le=3600)
     signals_fresh_seconds: float = Field(default=10.0, ge=1, le=600)
+    # A replica being scaled away gets no new requests and this long to finish its streams.
+    scale_down_drain_seconds: float = Field(default=300.0, ge=0, le=86_400)
 
     @property
     def local_models(self) -> Path:

@@ -96,7 +96,7 @@ async def _attempt(rt: GatewayRuntime, request: Request, call: Call, route: Rout
     backend.inflight += 1
     try:
         if route.group_id is not None:
-            with rt.signals.serving(route.group_id):
+            with rt.signals.serving(route.group_id, backend.id):
                 return await _relay(rt, request, call, route, backend, data)
         return await _relay(rt, request, call, route, backend, data)
     except UpstreamError as exc:

@@ -12,6 +12,7 @@ bridge, which behind a load balancer they are not).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -29,9 +30,12 @@ class ServiceSignals:
         self.waiting: dict[str, int] = {}
         self.requests: dict[str, int] = {}
         self.last_request_at: dict[str, float] = {}  # unix seconds
+        self.backends: dict[str, dict[str, int]] = {}  # group -> task id -> in flight
 
     @contextmanager
-    def serving(self, group_id: str) -> Iterator[None]:
+    def serving(self, group_id: str, backend_id: str) -> Iterator[None]:
+        per = self.backends.setdefault(group_id, {})
+        per[backend_id] = per.get(backend_id, 0) + 1
         self.inflight[group_id] = self.inflight.get(group_id, 0) + 1
         self.requests[group_id] = self.requests.get(group_id, 0) + 1
         self.last_request_at[group_id] = time.time()
@@ -40,6 +44,11 @@ class ServiceSignals:
         finally:
             self.inflight[group_id] -= 1
             self.last_request_at[group_id] = time.time()  # idle counts from the end
+            left = per[backend_id] - 1
+            if left:
+                per[backend_id] = left
+            else:
+                del per[backend_id]
 
     @contextmanager
     def held(self, group_ids: list[str]) -> Iterator[None]:
@@ -57,15 +66,17 @@ class ServiceSignals:
         """Drop groups that no longer exist and have nothing in flight (bounded dicts)."""
         for gid in list(self.requests):
             if gid not in group_ids and not self.inflight.get(gid) and not self.waiting.get(gid):
-                for book in (self.inflight, self.waiting, self.requests, self.last_request_at):
+                for book in (self.inflight, self.waiting, self.requests, self.last_request_at,
+                             self.backends):
                     book.pop(gid, None)
 
     def rows(self) -> list[SignalRow]:
         groups = set(self.requests) | set(self.waiting)
         # The "" row says this gateway is alive even while it has seen no request.
-        return [("", 0, 0, 0, None)] + [(gid, self.inflight.get(gid, 0), self.waiting.get(gid, 0),
-                 self.requests.get(gid, 0), self.last_request_at.get(gid))
-                for gid in sorted(groups)]
+        return [("", 0, 0, 0, None, "{}")] + [(
+            gid, self.inflight.get(gid, 0), self.waiting.get(gid, 0), self.requests.get(gid, 0),
+            self.last_request_at.get(gid), json.dumps(self.backends.get(gid) or {}))
+            for gid in sorted(groups)]
 
     async def publish(self) -> None:
         await self._store.publish_signals(self.gateway_id, self.rows())

@@ -67,16 +67,18 @@ _USAGE_UPSERT = (
 
 _SIGNALS_UPSERT = (
     "INSERT INTO gateway_signals AS s (gateway_id, group_id, inflight, waiting, requests,"
-    " last_request_at, updated_at)"
-    " SELECT %s, g, i, w, r, to_timestamp(t), now() FROM unnest(%s::text[], %s::int[],"
-    " %s::int[], %s::bigint[], %s::float8[]) AS x(g, i, w, r, t)"
+    " last_request_at, backends, updated_at)"
+    " SELECT %s, g, i, w, r, to_timestamp(t), b, now() FROM unnest(%s::text[], %s::int[],"
+    " %s::int[], %s::bigint[], %s::float8[], %s::jsonb[]) AS x(g, i, w, r, t, b)"
     " ON CONFLICT (gateway_id, group_id) DO UPDATE SET inflight = EXCLUDED.inflight,"
     " waiting = EXCLUDED.waiting, requests = EXCLUDED.requests,"
-    " last_request_at = EXCLUDED.last_request_at, updated_at = EXCLUDED.updated_at"
+    " last_request_at = EXCLUDED.last_request_at, backends = EXCLUDED.backends,"
+    " updated_at = EXCLUDED.updated_at"
 )
 KEY_LOOKUP_WAIT_S = 3.0
-# group id, in flight, waiting, requests so far, last request (unix seconds)
-SignalRow = tuple[str, int, int, int, float | None]
+# group id, in flight, waiting, requests so far, last request (unix seconds), and the JSON
+# of in flight per backend (task id)
+SignalRow = tuple[str, int, int, int, float | None, str]
 UsageRow = tuple[int, str, str, str, int, int, int, int]  # minute (unix s) first
 WorldRows = tuple[list[DictRow], list[DictRow], list[DictRow]]
 

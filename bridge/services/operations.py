@@ -133,6 +133,16 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
     return scaled
 
 
+async def begin_drain(db: Database, tasks: list[Task], reason: str, actor: Actor) -> None:
+    """Mark running replicas ``stopping`` before a scale-down removes them: the gateways
+    send them no new request (they route to running tasks only) while the streams they
+    serve finish; scale_group then stops them (docs/policies.md)."""
+    async with db.transaction() as conn:
+        for task in tasks:
+            if task.status is T.RUNNING:
+                await move_task(conn, task, T.STOPPING, reason, actor, "task.drain")
+
+
 async def _load(db: Database, task_id: str) -> tuple[TaskGroup, Task]:
     async with db.transaction() as conn:
         task = await group_rows.get_task(conn, task_id)

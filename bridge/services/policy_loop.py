@@ -23,13 +23,13 @@ from bridge.background import cancel_all
 from bridge.crypto import SecretBox
 from bridge.domain import policy_plan as plan
 from bridge.domain.measure import ENGINE_METRICS, Replica, sample
-from bridge.domain.models import TaskGroup
+from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskStatus
 from bridge.domain.windows import parse_schedule, phase
 from bridge.errors import BridgeError
 from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
-from bridge.services.operations import scale_group
+from bridge.services.operations import begin_drain, scale_group
 from bridge.services.task_ops import sleep_task, wake_task
 from bridge.settings import BridgeSettings
 from bridge.storage import audit
@@ -40,6 +40,7 @@ from bridge.storage.policies import PolicyState
 log = logging.getLogger("bridge.policies")
 LEADER_KEY = 0x4846_4153  # "HFAS"
 SYSTEM = Actor(None, None)
+SETTLE_S = 4.0
 Clock = Callable[[], datetime]
 
 
@@ -55,10 +56,12 @@ class PolicyLoop:
         self.interval = settings.autoscale_interval_seconds
         self.window_s = settings.autoscale_window_seconds
         self.fresh_s = settings.signals_fresh_seconds
+        self.drain_s = settings.scale_down_drain_seconds
         # agents read engines every 10 s and send them with the heartbeat (30 s)
         self.engine_fresh_s = 3.0 * 30
         self.clock = clock
         self.memory: dict[str, plan.Memory] = {}
+        self.drains: dict[str, tuple[float, int, str]] = {}  # group -> (since, to, why)
         self._tasks: list[asyncio.Task[None]] = []
         # Decisions not to act, for the audit log: one entry each time the kind of "no"
         # changes ("not scaled up", "steady", ...), not every round (that is the status).
@@ -151,6 +154,9 @@ class PolicyLoop:
             return new
         if group.status.value not in ("running", "scheduling"):
             return new
+        draining = [t for t in group.tasks if t.status is TaskStatus.STOPPING]
+        if draining and group.id in self.drains:
+            return await self._drain(group, draining, new, now_dt, now)
         lo, hi, _source = plan.bounds(group, schedule, current)
         running = [t for t in group.tasks if t.status is TaskStatus.RUNNING]
         replicas = [Replica(t.id, t.node_id, tuple((t.gpu_id or "").split(",")) if t.gpu_id
@@ -177,7 +183,14 @@ class PolicyLoop:
                 new = replace(new, decision=d.reason, decided_at=now_dt)
                 if d.replicas is None and _kind(d.reason) != _kind(state.decision):
                     self._notes.append((group.id, d.reason))
-            if d.replicas is not None:
+            if d.replicas is not None and d.replicas < len(group.tasks) and self.placement \
+                    and not self.placement.ends_removed_ranks(group):
+                removed = [t for t in group.tasks if t.rank >= d.replicas]
+                await begin_drain(self.db, removed, f"draining: {d.reason}", SYSTEM)
+                self.drains[group.id] = (now, d.replicas, d.reason)
+                new = replace(new, decision=f"draining {len(removed)} replica(s) first: "
+                                            f"{d.reason}", decided_at=now_dt)
+            elif d.replicas is not None:
                 new = await self._scale(group, d.replicas, d.reason, new, now_dt)
         elif len(group.tasks) < lo or (hi and len(group.tasks) > hi):
             target = lo if len(group.tasks) < lo else hi
@@ -191,6 +204,25 @@ class PolicyLoop:
         for task_id in idle:
             await self._act(sleep_task, task_id, "idle")
         return replace(new, idle_note=note)
+
+    async def _drain(self, group: TaskGroup, draining: list[Task], state: PolicyState,
+                     now_dt: datetime, now: float) -> PolicyState:
+        """Finish a scale-down once the draining replicas serve nothing (or time is up)."""
+        started, replicas, why = self.drains[group.id]
+        async with self.db.transaction() as conn:
+            left = await rows.backend_inflight(conn, [t.id for t in draining], self.fresh_s)
+        waited = now - started
+        # the gateways re-read tasks every second and publish every 2 s: a zero is only
+        # believed once they had time to stop sending there and to say so
+        if (left or waited < SETTLE_S) and waited < self.drain_s:
+            return replace(state, decision=f"draining: {left} request(s) still in flight on "
+                                           f"the replica(s) being removed, {waited:.0f} of "
+                                           f"{self.drain_s:g} s ({why})", decided_at=now_dt)
+        del self.drains[group.id]
+        done = f"{why}; drained in {waited:.0f} s" + (
+            f", {left} request(s) cut at the drain limit" if left else "")
+        return await self._scale(group, replicas, done, replace(state, decision=done,
+                                                                 decided_at=now_dt), now_dt)
 
     async def _scale(self, group: TaskGroup, replicas: int, why: str, state: PolicyState,
                      now_dt: datetime) -> PolicyState:

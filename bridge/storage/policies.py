@@ -169,3 +169,13 @@ async def engine_metrics(conn: Conn, group_ids: list[str], fresh_seconds: float
         else:
             out[r["id"]] = (None, str(reading.get("missing") or "no engine metrics"))
     return out
+
+
+async def backend_inflight(conn: Conn, task_ids: list[str], fresh_seconds: float) -> int:
+    """Requests the fresh gateway rows still have in flight on these tasks."""
+    cur = await conn.execute(
+        "SELECT coalesce(sum(b.value::int), 0)::int AS n FROM gateway_signals s,"
+        " jsonb_each_text(s.backends) AS b WHERE s.updated_at > now() - make_interval(secs"
+        " => %s) AND b.key = ANY(%s)", (fresh_seconds, task_ids))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0

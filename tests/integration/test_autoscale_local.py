@@ -113,6 +113,11 @@ def test_load_scales_a_llamacpp_service_to_two_and_back(up: Up, fast_policies: N
         assert ups and "requests in flight per replica > target 1" in ups[0], ups
         assert up.group(gid)["policy"]["decision"]  # the status always says where it stands
     finally:
+        # one client keeps streaming through the scale-down: 1 in flight is 0.5 per
+        # replica on two, and would be 1 (the target) on one, so the service goes down to 1
+        # while this client's requests go on
+        trickle = Load(up.base, key, "auto", clients=1)
+        trickle.start()
         load.finish()
     assert not load.failures, load.failures[:3]
     assert load.done > 0
@@ -120,11 +125,17 @@ def test_load_scales_a_llamacpp_service_to_two_and_back(up: Up, fast_policies: N
           f"{serving_s:.1f} s")
 
     stopped = time.monotonic()
-    g = wait_for(lambda: up.running(gid, 1), 240, "the return to one replica")
+    try:
+        g = wait_for(lambda: up.running(gid, 1), 240, "the return to one replica")
+        done_before = trickle.done
+        wait_for(lambda: trickle.done >= done_before + 3, 120, "requests after the move")
+    finally:
+        trickle.finish()
+    assert not trickle.failures, trickle.failures[:3]
     print(f"load end -> back to 1 replica: {time.monotonic() - stopped:.1f} s "
           "(cooldown 30 s from the scale-up, down delay 5 s)")
     downs = [r for r in scale_reasons(up, gid) if r.startswith("scaled 2 -> 1")]
-    assert downs and "< target 1" in downs[0], downs
+    assert downs and "requests in flight per replica < target 1" in downs[0], downs
     wait_for(lambda: "steady" in up.group(gid)["policy"]["decision"], 60,
              "the status to say it is steady at the minimum")
     # and the one left still answers

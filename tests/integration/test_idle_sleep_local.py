@@ -100,3 +100,63 @@ def test_idle_llamacpp_sleeps_by_gateway_traffic_then_wakes_on_request(
     wait_for(lambda: serving(up.base, key, "sleepy"), 90, "a request to wake and be answered")
     wait_for(lambda: up.running(gid, 1), 60, "the service running again")
     up.stop()
+
+
+@pytest.fixture
+def slow_rounds() -> Iterator[None]:
+    """`up`'s own loop (real clock) waits out this test; the test drives rounds itself."""
+    os.environ["HETEROFLOW_AUTOSCALE_INTERVAL_SECONDS"] = "600"
+    yield
+    os.environ.pop("HETEROFLOW_AUTOSCALE_INTERVAL_SECONDS", None)
+
+
+def test_window_puts_a_real_service_to_sleep_and_a_request_wakes_it(
+        up: Up, shared_db: str, slow_rounds: None) -> None:
+    up.start()
+    model = str(Path(up.home) / "models" / MODEL_FILE)
+    r = up.api.post("/task-groups", json={
+        "name": "office", "image": "ghcr.io/ggml-org/llama.cpp:server", "engine": "llamacpp",
+        "model_path": model, "gpu_required": 0})
+    assert r.status_code == 201, r.text
+    gid, key = r.json()["id"], r.json()["api_key"]["key"]
+    wait_for(lambda: up.running(gid, 1), 120, "the engine to run")
+    wait_for(lambda: serving(up.base, key, "office"), 60, "the gateway to serve")
+    r = up.api.put(f"/task-groups/{gid}/schedule-window", json={"windows": [
+        {"start": "09:00", "end": "17:00", "timezone": "UTC"}], "outside": "sleep"})
+    assert r.status_code == 200, r.text
+
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    box = SecretBox(load_or_create_key(None, up.home / "secret-key"))
+
+    async def rounds(*hours: int) -> None:
+        db = Database(shared_db, max_size=2)
+        await db.open()
+        agents = AgentClient()
+        at = today
+        loop = PolicyLoop(db, None, agents, box, BridgeSettings(home=up.home),
+                          clock=lambda: at)
+        try:
+            for hour in hours:
+                at = today.replace(hour=hour)
+                await loop.round()
+        finally:
+            await agents.close()
+            await db.close()
+
+    asyncio.run(rounds(12, 18))  # inside, then past 17:00: the transition puts it to sleep
+    g = up.group(gid)
+    assert g["status"] == "sleeping", g
+    assert g["policy"]["window_inside"] is False
+    assert g["policy"]["next_transition"].startswith(
+        (today + timedelta(days=1)).strftime("%Y-%m-%dT09:00"))
+
+    def gateway_knows() -> bool:
+        pools = httpx.get(up.base + "/gateway/health", timeout=10).json()["pools"]
+        return int(pools.get(gid, {}).get("usable", 0)) == 0
+
+    wait_for(gateway_knows, 30, "the gateway to see the service asleep")
+    wait_for(lambda: serving(up.base, key, "office"), 90, "a request to wake it")
+    wait_for(lambda: up.running(gid, 1), 60, "the service running again")
+    asyncio.run(rounds(18, 19))  # still outside: no transition, so it stays awake
+    assert up.group(gid)["status"] == "running"
+    up.stop()

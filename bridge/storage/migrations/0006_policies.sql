@@ -11,6 +11,8 @@ CREATE TABLE gateway_signals (
     waiting          integer NOT NULL CHECK (waiting >= 0),
     requests         bigint NOT NULL CHECK (requests >= 0),  -- since that gateway started
     last_request_at  timestamptz,
+    -- task id -> requests in flight there, for draining a replica before it is removed
+    backends         jsonb NOT NULL DEFAULT '{}'::jsonb,
     updated_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (gateway_id, group_id)
 );
