@@ -17,6 +17,7 @@ from bridge.api import (
     model_routes,
     nodes,
     openapi,
+    policies,
     preview,
     task_groups,
     updates,
@@ -57,8 +58,8 @@ def create_app(settings: BridgeSettings, database_url: str, *, name: str = "hete
     app.config.FALLBACK_ERROR_FORMAT = "json"
     runtime = BridgeRuntime(settings, database_url, package_version())
     app.ctx.bridge = runtime
-    for module in (task_groups, updates, model_routes, api_keys, users, nodes, usage, openapi,
-                   engines, preview):
+    for module in (task_groups, updates, policies, model_routes, api_keys, users, nodes, usage,
+                   openapi, engines, preview):
         app.blueprint(module.bp)
     install_error_handlers(app)
     install_web_ui(app)

@@ -12,6 +12,7 @@ once the server listens and stopped before it closes. Every loop is in ``loops``
 | local-placement   | the one worker (several are refused)      | on submit, and a sweep every |
 |                   |                                           | 5 s; rollouts every second   |
 | nomad-deployments | every replica (writes are idempotent)     | 2 s, while a rollout is on   |
+| policies          | one replica at a time (advisory lock)     | autoscale_interval_seconds   |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bridge.placement.nomad.placement import NomadPlacement
 from bridge.placement.nomad.placer import Placer
 from bridge.placement.port import PlacementPort
 from bridge.services.nodes import mark_offline_nodes
+from bridge.services.policy_loop import PolicyLoop
 from bridge.services.users import TokenCache
 from bridge.settings import BridgeSettings
 
@@ -152,4 +154,8 @@ def background_loops(rt: BridgeRuntime) -> list[Loop]:
         loops.append(Loop("local-placement", "the one worker",
                           f"on submit, sweep every {rt.local.sweep_seconds:g} s",
                           rt.local.start, rt.local.stop))
+    if rt.placement is not None:
+        policies = PolicyLoop(rt.db, rt.placement, rt.agents, rt.secrets, rt.settings)
+        loops.append(Loop("policies", "one replica at a time (advisory lock)",
+                          f"{policies.interval:g} s", policies.start, policies.stop))
     return loops

@@ -67,6 +67,14 @@ class BridgeSettings(BaseSettings):
     # A node is offline after this long without a heartbeat (agents beat every 30 s).
     node_offline_seconds: int = Field(default=90, ge=5)
 
+    # The policy loop (autoscaler, windows, idle sleep; docs/policies.md): one round this
+    # often, the metric averaged over the window, gateway counters older than fresh ignored.
+    autoscale_interval_seconds: float = Field(default=10.0, ge=0.1, le=600)
+    autoscale_window_seconds: float = Field(default=30.0, ge=0, le=3600)
+    signals_fresh_seconds: float = Field(default=10.0, ge=1, le=600)
+    # A replica being scaled away gets no new requests and this long to finish its streams.
+    scale_down_drain_seconds: float = Field(default=300.0, ge=0, le=86_400)
+
     @property
     def local_models(self) -> Path:
         """Models of the one-machine default (the demo model is put here)."""

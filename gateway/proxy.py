@@ -105,15 +105,23 @@ async def _attempt(rt: GatewayRuntime, request: Request, call: Call, route: Rout
     data = request_bytes(call, route, backend)
     backend.inflight += 1
     try:
-        if call.stream:
-            return await relay_stream(rt, request, call, route, backend, data)
-        return await relay_plain(rt, call, route, backend, data)
+        if route.group_id is not None:
+            with rt.signals.serving(route.group_id, backend.id):
+                return await _relay(rt, request, call, route, backend, data)
+        return await _relay(rt, request, call, route, backend, data)
     except UpstreamError as exc:
         rt.pool.report_failure(backend, refused=isinstance(exc, ConnectFailed))
         rt.metrics.upstream_errors.inc((backend.pool_key, backend.id, exc.kind))
         raise Retry(exc.kind, error=exc) from exc
     finally:
         backend.inflight -= 1
+
+
+async def _relay(rt: GatewayRuntime, request: Request, call: Call, route: Route,
+                 backend: Backend, data: bytes) -> Answer:
+    if call.stream:
+        return await relay_stream(rt, request, call, route, backend, data)
+    return await relay_plain(rt, call, route, backend, data)
 
 
 def request_bytes(call: Call, route: Route, backend: Backend) -> bytes:
@@ -142,7 +150,8 @@ async def _hold_until_awake(rt: GatewayRuntime, call: Call) -> Attempts:
     """Wait (bounded) until the model has a usable backend; the plan then, or a 503."""
     settings = rt.settings
     deadline = time.monotonic() + settings.wake_timeout_s
-    with rt.wake.holding(call.model):
+    groups = [g.id for g in rt.snapshot.asleep.get(call.model, ())]
+    with rt.wake.holding(call.model), rt.signals.held(groups):
         while True:
             tiers = rt.snapshot.tiers.get(call.model, ())
             attempts = plan(tiers, rt.pool, rt.balancers, time.monotonic())

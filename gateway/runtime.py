@@ -9,6 +9,8 @@ client, pool and caches) and closed in ``after_server_stop``. Background loops:
               the REST API thus take effect within about a second, without a restart.
     keys      every key_recheck_interval_s: revalidate cached API keys if the table moved.
     usage     every usage_flush_interval_s: write the accumulated usage rows.
+    signals   every signals_interval_s: publish in-flight and waiting requests per service
+              for the bridge's autoscaler and idle sleep (gateway/signals.py).
 
 A failing database never stops the gateway: it keeps serving from the last snapshot and
 the health endpoint says what is wrong.
@@ -36,6 +38,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.pool import BackendPool
 from gateway.routing.algorithms import Balancer, make_balancer
 from gateway.settings import GatewaySettings
+from gateway.signals import ServiceSignals
 from gateway.store import Store, WorldRows, snapshot_from_rows
 from gateway.upstream import UpstreamClient
 from gateway.upstream_keys import UpstreamKeyBox
@@ -67,6 +70,7 @@ class GatewayRuntime:
             connect_timeout=settings.connect_timeout_s,
             idle_timeout=settings.upstream_idle_timeout_s,
             max_response_bytes=settings.max_response_bytes)
+        self.signals = ServiceSignals(self.store, settings.port)
         self.snapshot: Snapshot = EMPTY
         self.loaded = False
         self.balancers: dict[str, Balancer] = {}
@@ -102,6 +106,7 @@ class GatewayRuntime:
             ("refresh", self.refresh, self._refresh_interval),
             ("keys", self.keys.recheck, lambda: settings.key_recheck_interval_s),
             ("usage", self.usage.flush, lambda: settings.usage_flush_interval_s),
+            ("signals", self.signals.publish, lambda: settings.signals_interval_s),
         ]
         if settings.workers > 1:
             loops.append(("metrics", self._export_metrics, lambda: METRICS_SHARE_S))
@@ -114,6 +119,8 @@ class GatewayRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):  # flush logged it; shutting down anyway
             await self.usage.flush()
+        with contextlib.suppress(Exception):  # stale rows drop out of the sum anyway
+            await self.signals.withdraw()
         with contextlib.suppress(OSError):
             (self.settings.metrics_dir / f"{os.getpid()}.json").unlink(missing_ok=True)
         await self.wake.stop()
@@ -157,6 +164,7 @@ class GatewayRuntime:
             self.pool.set_external(key, ext.origin)
         self.discovery.update(snapshot)
         self.wake.forget(set(snapshot.groups))
+        self.signals.forget(set(snapshot.groups))
         for problem in snapshot.problems:
             if problem not in self._problems:
                 log.warning("route not served", extra={"reason": problem})
@@ -236,6 +244,11 @@ class GatewayRuntime:
                          for k in pool.pool_keys() for b in pool.members(k)])
         m.gauge("held_requests", "Requests held while their model wakes up.", ("model",),
                 lambda: list(((k,), v) for k, v in self.wake.held_by_model.items()))
+        m.gauge("service_inflight", "Requests a backend of the service works on, per "
+                "task group.", ("group",),
+                lambda: [((k,), v) for k, v in self.signals.inflight.items()])
+        m.gauge("service_waiting", "Requests held for the service to wake, per task group.",
+                ("group",), lambda: [((k,), v) for k, v in self.signals.waiting.items()])
         m.gauge("inflight", "Requests in flight in this worker.", (),
                 lambda: [((), self.inflight)])
         m.gauge("discovery_up", "1 while the backend source (Consul) answers.", ("mode",),

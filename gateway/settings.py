@@ -77,6 +77,8 @@ class GatewaySettings(BaseSettings):
     # Usage accounting.
     usage_flush_interval_s: float = Field(default=5.0, gt=0)
     usage_max_pending: int = Field(default=50_000, ge=1)
+    # Per-service load for the bridge's autoscaler (gateway/signals.py).
+    signals_interval_s: float = Field(default=2.0, gt=0, le=60)
 
     @property
     def secret_key_file(self) -> Path:

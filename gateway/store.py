@@ -76,7 +76,20 @@ _KEYS_TOUCH = (
     " WHERE a.id = x.id AND (a.last_used_at IS NULL OR a.last_used_at < to_timestamp(x.t))"
 )
 
+_SIGNALS_UPSERT = (
+    "INSERT INTO gateway_signals AS s (gateway_id, group_id, inflight, waiting, requests,"
+    " last_request_at, backends, updated_at)"
+    " SELECT %s, g, i, w, r, to_timestamp(t), b, now() FROM unnest(%s::text[], %s::int[],"
+    " %s::int[], %s::bigint[], %s::float8[], %s::jsonb[]) AS x(g, i, w, r, t, b)"
+    " ON CONFLICT (gateway_id, group_id) DO UPDATE SET inflight = EXCLUDED.inflight,"
+    " waiting = EXCLUDED.waiting, requests = EXCLUDED.requests,"
+    " last_request_at = EXCLUDED.last_request_at, backends = EXCLUDED.backends,"
+    " updated_at = EXCLUDED.updated_at"
+)
 KEY_LOOKUP_WAIT_S = 3.0
+# group id, in flight, waiting, requests so far, last request (unix seconds), and the JSON
+# of in flight per backend (task id)
+SignalRow = tuple[str, int, int, int, float | None, str]
 UsageRow = tuple[int, str, str, str, int, int, int, int]  # minute (unix s) first
 WorldRows = tuple[list[DictRow], list[DictRow], list[DictRow]]
 
@@ -139,6 +152,18 @@ class Store:
                 await conn.execute(_USAGE_UPSERT, [list(c) for c in columns])
             if used:
                 await conn.execute(_KEYS_TOUCH, ([k for k, _ in used], [t for _, t in used]))
+
+
+    async def publish_signals(self, gateway_id: str, rows: list[SignalRow]) -> None:
+        """This worker's per-group counters (gateway/signals.py), in one statement."""
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        async with self._pool.connection() as conn:
+            await conn.execute(_SIGNALS_UPSERT, [gateway_id, *columns])
+
+    async def withdraw_signals(self, gateway_id: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute("DELETE FROM gateway_signals WHERE gateway_id = %s",
+                               (gateway_id,))
 
 
 def snapshot_from_rows(world: WorldRows, box: UpstreamKeyBox) -> Snapshot:

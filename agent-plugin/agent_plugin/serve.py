@@ -25,6 +25,7 @@ from aiohttp import web
 
 from agent_plugin.api.server import AgentApi
 from agent_plugin.docker import DockerClient
+from agent_plugin.engine_metrics import EngineMetricsWatcher
 from agent_plugin.errors import AgentError
 from agent_plugin.executor.ledger import Ledger
 from agent_plugin.identity import Identity, load_identity
@@ -61,6 +62,7 @@ class Agent:
         self._runner: web.AppRunner | None = None
         self.tasks: NodeTasks | None = None
         self.idle: IdleWatcher | None = None
+        self.engine_metrics: EngineMetricsWatcher | None = None
         self.reports: ReportLoop | None = None
         self.task_states: TaskStateReporter | None = None
 
@@ -117,6 +119,9 @@ class Agent:
         self.idle = IdleWatcher(self.tasks, client, clock=self._clock,
                                 poll_s=s.idle_poll_seconds)
         idle = self.idle
+        self.engine_metrics = EngineMetricsWatcher(self.tasks.running_engines, client,
+                                                   poll_s=s.engine_metrics_poll_seconds)
+        readings = self.engine_metrics
         api = AgentApi(node_id=identity.node_id, secret=identity.secret, tasks=self.tasks,
                        log_dir=s.task_log_dir, idle_notes=lambda: idle.notes)
         port = await self._serve(api)
@@ -124,9 +129,11 @@ class Agent:
         self.reports = ReportLoop(identity=identity, surveyor=Surveyor(s, docker),
                                   bridge=bridge, nomad=nomad, agent_url=lambda: self.url,
                                   interval_s=s.heartbeat_seconds,
-                                  retry_first_s=s.report_retry_seconds)
+                                  retry_first_s=s.report_retry_seconds,
+                                  engine_metrics=lambda: readings.latest)
         for name, job in (("task-states", self.task_states.run()),
-                          ("reports", self.reports.run()), ("idle", self.idle.run())):
+                          ("reports", self.reports.run()), ("idle", self.idle.run()),
+                          ("engine-metrics", self.engine_metrics.run())):
             self._background.append(asyncio.create_task(job, name=f"agent:{name}"))
         log.info("agent started", extra={"node_id": identity.node_id, "url": self.url,
                                          "bridge": s.bridge_url, "nomad": s.nomad_addr})

@@ -72,6 +72,8 @@ class AgentSettings(BaseSettings):
         default="unix:///var/run/docker.sock",
         validation_alias=AliasChoices("HETEROFLOW_DOCKER_HOST", "DOCKER_HOST"))
     idle_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Engines' load metrics for the bridge's autoscaler, sent with the heartbeat.
+    engine_metrics_poll_seconds: float = Field(default=10.0, gt=0, le=3600)
     engine_timeout_seconds: float = Field(default=120.0, gt=0)  # sleep/wake calls
     stop_grace_seconds: float = Field(default=10.0, ge=0)  # SIGTERM before SIGKILL
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -138,6 +138,13 @@ class NodeTasks:
                 if s.state == TaskState.RUNNING and s.task_id not in self._asleep
                 and self._meta.get(s.task_id, TaskMeta()).idle_timeout_minutes > 0]
 
+    def running_engines(self) -> list[tuple[str, str | None, str]]:
+        """(task id, engine, where the agent reaches it) of each running, awake engine."""
+        return [(s.task_id, self._meta.get(s.task_id, TaskMeta()).engine,
+                 self._local_address(s.task_id))
+                for s in self.executor.statuses()
+                if s.state == TaskState.RUNNING and s.task_id not in self._asleep]
+
     async def sleep(self, task_id: str, why: str = "", *, report: bool = False) -> SleepAnswer:
         """Put a running task to sleep; ``report``: tell the bridge (when it did not ask)."""
         status = self.executor.status(task_id)  # UnknownTask for a stranger

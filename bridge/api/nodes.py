@@ -24,6 +24,8 @@ async def heartbeat(request: Request) -> HTTPResponse:
         gpus=[g.model_dump() for g in body.gpus], skipped=dict(body.skipped),
         engines=list(body.engines),
         models=None if body.models is None else [m.model_dump() for m in body.models],
+        engine_metrics={k: v.model_dump(exclude_none=True)
+                        for k, v in body.engine_metrics.items()},
     )
     status = await service.record_heartbeat(db(request), runtime(request).secrets, report,
                                             actor(request))

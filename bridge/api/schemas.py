@@ -499,6 +499,15 @@ class ModelIn(Lenient):
     mtime: float = 0.0
 
 
+class EngineReadingIn(Lenient):
+    """One engine's load as the agent read it: metrics by common name, or why there are
+    none (agent_plugin/engine_metrics.py)."""
+
+    metrics: dict[Annotated[str, Field(max_length=64)], float] | None = None
+    missing: Annotated[str, Field(max_length=1000)] | None = None
+    at: float
+
+
 class Heartbeat(Lenient):
     node_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
     name: Annotated[str, Field(min_length=1, max_length=255)]
@@ -511,6 +520,9 @@ class Heartbeat(Lenient):
     engines: list[str] = Field(default_factory=list, max_length=64)
     models: list[ModelIn] | None = Field(default=None, max_length=100_000,
                                          description="null: unchanged since the last report")
+    engine_metrics: dict[str, EngineReadingIn] = Field(
+        default_factory=dict, max_length=1024,
+        description="task id -> the engine's load, for the autoscaler")
 
 
 class HeartbeatOut(Out):

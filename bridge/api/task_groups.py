@@ -17,6 +17,7 @@ from bridge.api.http import (
     runtime,
     str_arg,
 )
+from bridge.api.policy_schemas import PolicyStatusOut, TaskGroupWithPolicyOut
 from bridge.api.schemas import (
     ApiKeyOut,
     CreatedTaskGroupOut,
@@ -37,7 +38,7 @@ from bridge.domain.specs import RouteSpec, TaskGroupSpec
 from bridge.domain.topology import Parallelism
 from bridge.errors import ValidationFailed
 from bridge.placement.port import PlacementPort
-from bridge.services import operations, task_ops
+from bridge.services import operations, policies, task_ops
 from bridge.services import task_groups as service
 
 bp = Blueprint("task_groups", url_prefix="/api/v1")
@@ -79,10 +80,14 @@ async def list_task_groups(request: Request) -> HTTPResponse:
     return respond_page(TaskGroupOut, items, total, limit, offset)
 
 
-@operation(bp, "GET", "/task-groups/{id}", summary="One service with its tasks",
-           response=TaskGroupOut)
+@operation(bp, "GET", "/task-groups/{id}", summary="One service with its tasks and what "
+           "its autoscaler and windows last decided", response=TaskGroupWithPolicyOut)
 async def get_task_group(request: Request, id: str) -> HTTPResponse:
-    return respond(TaskGroupOut, await service.get_task_group(db(request), id))
+    group = await service.get_task_group(db(request), id)
+    state = await policies.policy_state(db(request), id)
+    out = TaskGroupWithPolicyOut(**TaskGroupOut.model_validate(group).model_dump(),
+                                 policy=PolicyStatusOut.model_validate(state) if state else None)
+    return json(out.model_dump(mode="json"))
 
 
 @operation(bp, "DELETE", "/task-groups/{id}", summary="Delete a pending, completed or failed "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.client import ApiClient, print_json, print_kv, print_table
+from bridge.cli.policies import add_policy_commands, policy_lines
 from bridge.cli.update_commands import add_update_commands, rollout_line
 
 
@@ -46,6 +47,7 @@ def add_client_commands(sub: Any) -> None:
         p.add_argument("id")
         p.set_defaults(func=task_verb, verb=verb)
     add_update_commands(svc_sub)
+    add_policy_commands(svc_sub)
 
     p = sub.add_parser("nodes", help="nodes as their agents report them")
     p.set_defaults(func=nodes_list)
@@ -145,7 +147,7 @@ def service_status(api: ApiClient, args: argparse.Namespace) -> None:
               ("Model", f"{g['model_name']} ({g['model_path']})"),
               ("Mode", f"{g['parallelism']} world_size={g['world_size']} "
                        f"nodes={g['node_count']}"),
-              ("Endpoint", g["endpoint"]), ("Update", rollout_line(g))])
+              ("Endpoint", g["endpoint"]), ("Update", rollout_line(g)), *policy_lines(g)])
     print("\nTasks")
     print_table([(t["id"], t["rank"], t["status"], t.get("version", 1),
                   t["node_name"] or t["node_id"],

@@ -59,3 +59,5 @@ class HeartbeatReport:
     skipped: dict[str, str]
     engines: list[str]
     models: list[dict[str, Any]] | None  # None: unchanged since the last report
+    # task id -> {"metrics": {...}, "at": unix s} or {"missing": why, "at": ...}
+    engine_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -121,6 +121,14 @@ class NomadClient:
         result: Json = await self._call("POST", f"/v1/job/{job_id}/scale", json=body)
         return result
 
+    async def latest_deployment(self, job_id: str) -> Json | None:
+        """The job's most recent deployment (None: it never had one)."""
+        try:
+            found: Json | None = await self._call("GET", f"/v1/job/{job_id}/deployment")
+        except NomadNotFound:
+            return None
+        return found
+
     async def evaluate(self, job_id: str, *, force_reschedule: bool = False) -> Json:
         """Re-evaluate a job; with force_reschedule failed allocations are placed again."""
         result: Json = await self._call("POST", f"/v1/job/{job_id}/evaluate", json={

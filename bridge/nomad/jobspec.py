@@ -95,6 +95,9 @@ class JobspecContext(_Frozen):
     shm_size_bytes: int | None
     healthy_deadline_s: Annotated[int, Field(ge=30)]
     max_parallel: Annotated[int, Field(ge=1, le=512)] = 1
+    # (min, max) of a `scaling` block with enabled = false: Nomad enforces the bounds on
+    # every scale and keeps the scaling events; the bridge's policy loop does the scaling.
+    scaling: tuple[int, int] | None = None
 
 
 def job_id_for(group: TaskGroup) -> str:

@@ -41,9 +41,13 @@ class PlacementPort(Protocol):
         """Whether scale() itself ends the engines of the ranks a scale down removes;
         otherwise the caller stops each of them (stop_task) before removing its row."""
 
-    async def scale(self, group: TaskGroup, replicas: int) -> None:
+    async def scale(self, group: TaskGroup, replicas: int, reason: str | None = None) -> None:
         """Run ``replicas`` tasks; called before any row changes, so a refusal leaves the
-        rows as they were."""
+        rows as they were. ``reason``: why (the autoscaler's sentence), kept by placement
+        where it keeps such things (Nomad's scaling events)."""
+
+    async def rollout(self, group: TaskGroup) -> str:
+        """A rollout in progress that a scale must wait out, in words ("" when none)."""
 
     def scaled(self, group: TaskGroup, replicas: int) -> None:
         """The rows of a scale are committed (``group`` as it was before): place new ranks

@@ -11,6 +11,7 @@ from bridge.errors import NotFound
 from bridge.services.context import Actor
 from bridge.storage import audit
 from bridge.storage import nodes as node_rows
+from bridge.storage import policies as policy_rows
 from bridge.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ async def record_heartbeat(
             gpus=report.gpus, skipped=report.skipped, engines=report.engines,
             models=report.models, registered_by=actor.principal.name,
         )
+        if report.engine_metrics:
+            await policy_rows.save_engine_metrics(conn, report.node_id, report.engine_metrics)
         if before != "online":
             await audit.append(
                 conn, actor=actor.principal, action="node.online", object_type="node",

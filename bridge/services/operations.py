@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 
 from bridge.domain import ids
 from bridge.domain.models import Task, TaskGroup
 from bridge.domain.status import TaskGroupStatus, TaskStatus
+from bridge.domain.windows import window_refusal
 from bridge.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from bridge.placement.port import PlacementPort
 from bridge.services.context import Actor
@@ -74,7 +76,8 @@ async def retry_task(db: Database, placement: PlacementPort | None, task_id: str
 
 
 async def scale_group(db: Database, placement: PlacementPort | None, group_id: str,
-                      replicas: int, actor: Actor) -> TaskGroup:
+                      replicas: int, actor: Actor, *, reason: str | None = None) -> TaskGroup:
+    """``reason``: why the autoscaler or a window moves it (kept in the audit entry)."""
     async with db.transaction() as conn:
         group = await group_rows.get_task_group(conn, group_id)
     if group is None:
@@ -86,6 +89,9 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         bound = f"{group.min_replicas}-{group.max_replicas or 'unlimited'}"
         raise ValidationFailed(f"replicas must be within min/max replicas ({bound})",
                                details={"field": "replicas"})
+    outside = window_refusal(group, replicas, datetime.now(UTC))
+    if outside:
+        raise ValidationFailed(outside, details={"field": "replicas"})
     current = len(group.tasks)
     if replicas == current:
         return group
@@ -95,7 +101,7 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
                            details={"rolling_update_state": group.rolling_update_state.value})
     removed = [t for t in group.tasks if t.rank >= replicas]
     if placement is not None:
-        await placement.scale(group, replicas)
+        await placement.scale(group, replicas, reason)
         if not placement.ends_removed_ranks(group):
             for task in removed:
                 if task.status in STOPPABLE | {T.WAKING}:
@@ -126,7 +132,8 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
                            object_type="task_group", object_id=group.id,
                            request_id=actor.request_id,
                            details={"from": current, "to": replicas,
-                                    "removed": [t.id for t in removed]})
+                                    "removed": [t.id for t in removed],
+                                    **({"reason": reason} if reason else {})})
         await rows.follow_group(conn, group.id)
     if placement is not None:
         placement.scaled(group, replicas)
@@ -134,6 +141,16 @@ async def scale_group(db: Database, placement: PlacementPort | None, group_id: s
         scaled = await group_rows.get_task_group(conn, group_id)
     assert scaled is not None
     return scaled
+
+
+async def begin_drain(db: Database, tasks: list[Task], reason: str, actor: Actor) -> None:
+    """Mark running replicas ``stopping`` before a scale-down removes them: the gateways
+    send them no new request (they route to running tasks only) while the streams they
+    serve finish; scale_group then stops them (docs/policies.md)."""
+    async with db.transaction() as conn:
+        for task in tasks:
+            if task.status is T.RUNNING:
+                await move_task(conn, task, T.STOPPING, reason, actor, "task.drain")
 
 
 async def _load(db: Database, task_id: str) -> tuple[TaskGroup, Task]:

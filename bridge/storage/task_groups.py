@@ -30,6 +30,7 @@ _GROUP_COLUMNS = (
     " scale_policy, co_schedule, schedule_window, created_by, created_at, updated_at,"
     " nomad_job_id, job_modify_index, version, engine_args, env, rollout"
 )
+# Also read by storage/policies.py, which loads the groups its loop manages.
 _TASK_COLUMNS = (
     "id, group_id, rank, status, status_reason, image, gpu_required, gpu_type, gpu_id, node_id,"
     " model_path, ports, volumes, estimated_gpu_memory_mb, created_at, updated_at, address,"
@@ -284,3 +285,6 @@ async def get_task(conn: Conn, task_id: str) -> Task | None:
     cur = await conn.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
     row = await cur.fetchone()
     return row_to_task(row) if row else None
+
+
+GROUP_COLUMNS, TASK_COLUMNS = _GROUP_COLUMNS, _TASK_COLUMNS

@@ -329,8 +329,9 @@ class TestServiceOperations:
         tid = placed["tasks"][0]["id"]
         alloc = env.double.allocations(placed["nomad_job_id"])[0]
         env.double.set_alloc_status(alloc["ID"], "failed", healthy=False)
-        failed = await env.eventually(
-            lambda: _task_status(env, g["id"], "failed"))
+        await env.eventually(lambda: _task_status(env, g["id"], "failed"))
+        # the group follows its task in the reconciler's next write, not necessarily the same
+        failed = await env.eventually(lambda: _group_status(env, g["id"], "failed"))
         assert failed["status"] == "failed"
         r = await env.api.post(f"/tasks/{tid}", params={"action": "retry"})
         assert r.status_code == 200, r.text

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from agent_plugin.cpu import CpuMeter
 from agent_plugin.errors import AgentError, ReportError
 from agent_plugin.identity import Identity
 from agent_plugin.report.backoff import Backoff
@@ -28,19 +30,28 @@ DEFAULT_INTERVAL_S = 30.0  # until the bridge says otherwise
 
 def build_heartbeat(identity: Identity, survey: Survey, *, agent_url: str | None,
                     nomad_node_id: str | None, with_secret: bool,
-                    with_models: bool) -> HeartbeatBody:
+                    with_models: bool,
+                    engine_metrics: Mapping[str, Mapping[str, Any]] | None = None,
+                    cpu_percent: float | None = None) -> HeartbeatBody:
+    facts = identity.facts_json()
+    if cpu_percent is not None:
+        facts["cpu_percent"] = cpu_percent  # since the previous heartbeat
     return HeartbeatBody(
         node_id=identity.node_id, name=identity.name, agent_url=agent_url,
         agent_secret=identity.secret if with_secret else None, nomad_node_id=nomad_node_id,
-        facts=identity.facts_json(), gpus=survey.detection.devices,
+        facts=facts, gpus=survey.detection.devices,
         skipped=survey.detection.skipped, engines=survey.engines,
-        models=survey.models if with_models else None)
+        models=survey.models if with_models else None, engine_metrics=engine_metrics or {})
 
 
 class ReportLoop:
     def __init__(self, *, identity: Identity, surveyor: Surveyor, bridge: BridgeClient | None,
                  nomad: NomadMetaPublisher | None, agent_url: Callable[[], str | None],
-                 interval_s: float | None = None, retry_first_s: float = 1.0) -> None:
+                 interval_s: float | None = None, retry_first_s: float = 1.0,
+                 engine_metrics: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None
+                 ) -> None:
+        self._engine_metrics = engine_metrics
+        self._cpu = CpuMeter()
         self._identity, self._surveyor = identity, surveyor
         self._bridge, self._nomad = bridge, nomad
         self._agent_url = agent_url
@@ -88,7 +99,9 @@ class ReportLoop:
         body = build_heartbeat(
             self._identity, survey, agent_url=self._agent_url(),
             nomad_node_id=self._nomad.node_id if self._nomad else None,
-            with_secret=self._secret_unsent, with_models=self._models_unsent)
+            with_secret=self._secret_unsent, with_models=self._models_unsent,
+            engine_metrics=self._engine_metrics() if self._engine_metrics else None,
+            cpu_percent=self._cpu.percent())
         try:
             answer = await self._bridge.heartbeat(body)
         except ReportError as exc:

@@ -69,15 +69,22 @@ class HeartbeatBody:
     skipped: Mapping[str, str]  # GPU vendor -> why it contributed no devices
     engines: tuple[str, ...]
     models: tuple[ModelInfo, ...] | None  # None: unchanged since the last report
+    # task id -> {"metrics": {common name: value}, "at": unix s} or {"missing": why, "at"}
+    # (agent_plugin/engine_metrics.py), for the bridge's autoscaler
+    engine_metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "node_id": self.node_id, "name": self.name, "agent_url": self.agent_url,
             "agent_secret": self.agent_secret, "nomad_node_id": self.nomad_node_id,
             "facts": dict(self.facts), "gpus": [g.to_json() for g in self.gpus],
             "skipped": dict(self.skipped), "engines": list(self.engines),
             "models": None if self.models is None else [m.to_json() for m in self.models],
         }
+        if self.engine_metrics:  # only then: a node without engines still beats to a bridge
+            # that predates the field (it refuses unknown fields)
+            body["engine_metrics"] = {k: dict(v) for k, v in self.engine_metrics.items()}
+        return body
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeartbeatBody:
@@ -96,6 +103,9 @@ class HeartbeatBody:
             skipped={str(k): str(v) for k, v in skipped.items()}, engines=tuple(engines),
             models=None if models is None else tuple(
                 ModelInfo.from_json(req_object(m, "a model")) for m in req_list(data, "models")),
+            engine_metrics={str(k): dict(req_object(v, "an engine reading")) for k, v in
+                            req_object(data.get("engine_metrics", {}),
+                                       "'engine_metrics'").items()},
         )
 
 

@@ -96,8 +96,11 @@ class LocalPlacement:
     def ends_removed_ranks(self, group: TaskGroup) -> bool:
         return False
 
-    async def scale(self, group: TaskGroup, replicas: int) -> None:
+    async def scale(self, group: TaskGroup, replicas: int, reason: str | None = None) -> None:
         return None  # rows decide: removed ranks are stopped one by one, new ones placed
+
+    async def rollout(self, group: TaskGroup) -> str:
+        return ""  # local placement starts and stops engines at once; nothing rolls out
 
     def scaled(self, group: TaskGroup, replicas: int) -> None:
         if replicas > len(group.tasks):

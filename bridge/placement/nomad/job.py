@@ -106,7 +106,7 @@ def build_context(
         # A rollout in progress (domain/versions.py) sets how many replicas Nomad replaces
         # at once and how long a new one may take to load its model.
         healthy_deadline_s=int((group.rollout or {}).get("healthy_deadline_s", 900)),
-        max_parallel=_max_parallel(group, count),
+        max_parallel=_max_parallel(group, count), scaling=scaling_bounds(group, count),
     )
 
 
@@ -115,3 +115,16 @@ def _max_parallel(group: TaskGroup, count: int) -> int:
     if rollout.get("strategy") == "recreate":
         return max(1, count)  # every allocation replaced at once: stop all, start all
     return max(1, int(rollout.get("max_parallel", 1)))
+
+
+def scaling_bounds(group: TaskGroup, count: int) -> tuple[int, int] | None:
+    """The bounds Nomad is to enforce for an autoscaled group: its min/max, widened to a
+    window's count outside its windows and to the count it has now (Nomad refuses a job
+    whose count lies outside its own scaling block); max 0 (no limit) becomes 512."""
+    if not group.auto_scale:
+        return None
+    low, high = group.min_replicas, group.max_replicas or 512
+    outside = (group.schedule_window or {}).get("outside_replicas")
+    if isinstance(outside, int):
+        low, high = min(low, outside), max(high, outside)
+    return min(low, max(count, 1)), max(high, count)

@@ -55,12 +55,14 @@ class NomadPlacement:
     def ends_removed_ranks(self, group: TaskGroup) -> bool:
         return group.nomad_job_id is not None  # the job's new count stops the highest ranks
 
-    async def scale(self, group: TaskGroup, replicas: int) -> None:
+    async def scale(self, group: TaskGroup, replicas: int, reason: str | None = None) -> None:
         if group.nomad_job_id is None:
             return  # not registered yet: it registers with the new count
-        # Nomad answers 409 while a deployment rolls out: the rows stay as they are.
+        # Nomad answers 409 while a deployment rolls out: the rows stay as they are. The
+        # message is kept in the job's scaling events (`nomad job scaling-events`).
         try:
             await self.placer.cluster.scale(group.nomad_job_id, "engine", replicas,
+                                            f"HeteroFlow: {reason}" if reason else
                                             f"HeteroFlow: scale {group.name} to {replicas}")
         except NomadConflict:
             if replicas >= len(group.tasks) or not await self._stuck(group.nomad_job_id):
@@ -87,6 +89,17 @@ class NomadPlacement:
         return latest is not None and latest["Status"] == "running" and any(
             int(g.get("PlacedAllocs") or 0) < int(g.get("DesiredTotal") or 0)
             for g in (latest.get("TaskGroups") or {}).values())
+
+    async def rollout(self, group: TaskGroup) -> str:
+        if group.nomad_job_id is None:
+            return ""
+        deployment = await self.placer.cluster.latest_deployment(group.nomad_job_id)
+        if not deployment or deployment.get("Status") not in ("running", "pending",
+                                                                "paused", "blocked"):
+            return ""
+        return (f"Nomad deployment {str(deployment.get('ID', ''))[:8]} of job version "
+                f"{deployment.get('JobVersion')} is {deployment.get('Status')} "
+                f"({deployment.get('StatusDescription', '')})")
 
     def scaled(self, group: TaskGroup, replicas: int) -> None:
         if group.nomad_job_id is None and replicas > len(group.tasks):

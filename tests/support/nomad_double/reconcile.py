@@ -180,6 +180,7 @@ class Reconciler:
             placements.append((alloc["Name"], alloc, "update"))
             desired["DestructiveUpdate"] += 1
         desired["Ignore"] += max(0, len(outdated) - limit)
+        in_place: list[Json] = []
         for alloc in live:
             if alloc["ID"] in outdated_ids:
                 continue
@@ -187,6 +188,7 @@ class Reconciler:
                 updated = dict(alloc)
                 updated["Job"] = job
                 outcome.plan.update.append(updated)
+                in_place.append(updated)
                 desired["InPlaceUpdate"] += 1
             else:
                 desired["Ignore"] += 1
@@ -199,13 +201,30 @@ class Reconciler:
             used.add(index)
             placements.append((f"{job['ID']}.{group['Name']}[{index}]", None, "new"))
             desired["Place"] += 1
-        self._place(group, placements, bool(outdated or now or migrate))
+        self._place(group, placements, bool(outdated or now or migrate), in_place)
 
     def _place(self, group: Json, placements: list[tuple[str, Json | None, str]],
-               updating: bool) -> None:
+               updating: bool, in_place: list[Json] | None = None) -> None:
         assert self.job is not None
         outcome = self.outcome
         deployment = self._deployment_for(group, bool(placements), updating)
+        if deployment is not None and group["Name"] in deployment["TaskGroups"]:
+            # As Nomad's generic scheduler does: an allocation updated in place joins the
+            # new deployment (counted as placed), and its client reports its health again;
+            # a task that kept running healthy is reported healthy at once here.
+            state = deployment["TaskGroups"][group["Name"]]
+            for updated in in_place or []:
+                if updated.get("DeploymentID") == deployment["ID"]:
+                    continue
+                was_healthy = bool((updated.get("DeploymentStatus") or {}).get("Healthy"))
+                updated["DeploymentID"] = deployment["ID"]
+                state["PlacedAllocs"] += 1
+                if was_healthy and updated["ClientStatus"] == "running":
+                    updated["DeploymentStatus"] = {**updated["DeploymentStatus"],
+                                                   "Healthy": True}
+                    state["HealthyAllocs"] += 1
+                else:
+                    updated["DeploymentStatus"] = None
         failure: Json | None = None
         queued = 0
         for name, previous, reason in placements:
