@@ -117,6 +117,23 @@ def reserve(devices: Sequence[GpuDevice], host_root: Path = Path("/")) -> Reserv
     return Reservation(envs=envs, devices=tuple(dict.fromkeys(files)), mounts=mounts)
 
 
+def with_share_limits(res: Reservation, shares: Sequence[tuple[int, int]],
+                      gpus: Sequence[GpuDevice]) -> Reservation:
+    """A reservation of GPU shares, with the driver-level limits the vendor offers: for
+    NVIDIA, MPS's per-client thread percentage (1/K of the SMs per share held) and pinned
+    memory limit (the shares' budgets), which the CUDA runtime inside the task applies when
+    the node runs an MPS control daemon (docs/gpu-sharing.md, "Silver"). Other vendors'
+    shares get no variables: bronze, accounted by Nomad's share count and budgets only."""
+    if not shares or not gpus or gpus[0].vendor != "nvidia" or len(gpus) != 1:
+        return res
+    k = shares[0][0]
+    percent = min(100, max(1, 100 * len(shares) // k))
+    limit = sum(budget for _, budget in shares)
+    envs = {**res.envs, "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(percent),
+            "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": f"0={limit}M"}
+    return Reservation(envs=envs, devices=res.devices, mounts=res.mounts)
+
+
 def pci_bus_id(raw: str) -> str:
     """The kernel's form of a PCI address ("0000:0c:00.0"): tools print 8-digit domains
     ("00000000:07:00.0") and upper case."""

@@ -1,0 +1,73 @@
+"""GPU sharing as the plugin, the bridge and the tests agree on it (docs/gpu-sharing.md):
+the device types a GPU is offered as, how a share's device ID names its GPU, the memory
+budget of one share, and the rules of co-scheduling that both placements apply.
+
+A GPU is offered either whole (``<vendor>/gpu``, one instance: its device ID) or as K
+shares (``<vendor>/gpu-share``, K instances ``<device id>@share<i>``), never both at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+WHOLE_TYPE = "gpu"
+SHARE_TYPE = "gpu-share"
+MAX_SHARES = 8  # the seed's "max models per GPU 1-8"
+_SHARE_MARK = "@share"
+
+# What a vendor's share isolates at the driver level (silver needs one that is not "none"):
+# NVIDIA's MPS limits a client's threads and pinned memory; the others offer nothing a
+# plugin can set per process, so their shares are accounted in software only.
+ISOLATION = {"nvidia": "mps"}
+NO_ISOLATION = "none"
+
+
+def share_id(device_id: str, index: int) -> str:
+    return f"{device_id}{_SHARE_MARK}{index}"
+
+
+def gpu_of(instance_id: str) -> tuple[str, int | None]:
+    """The GPU's device ID an instance belongs to, and the share number (None: whole)."""
+    head, mark, tail = instance_id.rpartition(_SHARE_MARK)
+    if mark and tail.isdigit():
+        return head, int(tail)
+    return instance_id, None
+
+
+def share_budget_mib(free_mib: int, shares: int) -> int:
+    """One share's memory budget: the GPU's measured free memory split K ways (rounded
+    down, so K budgets never exceed what was free)."""
+    return max(0, free_mib) // max(1, shares)
+
+
+def isolation_for(vendor: str) -> str:
+    return ISOLATION.get(vendor, NO_ISOLATION)
+
+
+@dataclass(frozen=True, slots=True)
+class CoSchedule:
+    """The seed's co_schedule of a service (defaults: one model per GPU, no overcommit)."""
+
+    max_models_per_gpu: int = 1
+    estimated_vram_mb: int | None = None
+    vram_overcommit_ratio: float = 1.0
+    allow_preemption: bool = False
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any] | None) -> CoSchedule:
+        raw = raw or {}
+        ratio = float(raw.get("vram_overcommit_ratio") or 1.0)
+        estimate = raw.get("estimated_vram_mb")
+        return cls(max_models_per_gpu=min(MAX_SHARES, max(1, int(raw.get(
+                       "max_models_per_gpu") or 1))),
+                   estimated_vram_mb=int(estimate) if estimate else None,
+                   vram_overcommit_ratio=min(2.0, max(1.0, ratio)),
+                   allow_preemption=bool(raw.get("allow_preemption", False)))
+
+
+def needed_mib(estimate_mib: int, overcommit: float) -> int:
+    """What a model must find in a share's budget: its estimate over the overcommit ratio
+    (1.5 lets a 15 GiB model into a 10 GiB budget), rounded up."""
+    return math.ceil(estimate_mib / min(2.0, max(1.0, overcommit)))
