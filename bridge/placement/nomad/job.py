@@ -6,6 +6,7 @@ Placement rules of the seed become Nomad rules:
 |------------------------|---------------------------------------------------------------|
 | 1 GPU type filter      | ``device "<vendor>/gpu"`` (the heteroflow-gpu device plugin)   |
 | 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB``           |
+| QoS silver / bronze    | ``device "<vendor>/gpu-share"`` (docs/gpu-sharing.md)          |
 | 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
 | 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
 | 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
@@ -51,6 +52,8 @@ class Placement:
     model_in_container: str
     model_mount: Mount
     min_compute_capability: tuple[int, int] | None = None
+    device_type: str = "gpu"  # "gpu-share" for a silver or bronze share
+    isolated: bool = False  # silver
 
 
 def build_context(
@@ -64,8 +67,11 @@ def build_context(
         # heteroflow-gpu reports every vendor's accelerators as "<vendor>/gpu" devices, so
         # Nomad hands out distinct devices and the plugin's Reserve sets their files and
         # visible-devices variables (docs/device-plugin.md); the job sets neither.
-        device = DeviceRequest(name=f"{vendor.value}/gpu", count=placement.gpus_per_task,
-                               min_memory_mib=placement.vram_per_gpu_mb)
+        # Silver and bronze ask for one "<vendor>/gpu-share" (docs/gpu-sharing.md).
+        device = DeviceRequest(name=f"{vendor.value}/{placement.device_type}",
+                               count=placement.gpus_per_task,
+                               min_memory_mib=placement.vram_per_gpu_mb,
+                               isolated=placement.isolated)
     if vendor is GpuVendor.NVIDIA and placement.min_compute_capability:
         major, minor = placement.min_compute_capability
         constraints.append(Rule(attribute=META_CC, operator="version",
