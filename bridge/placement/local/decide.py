@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 from bridge.domain.engines import LaunchInput, NotRunnableHere, local_launch
 from bridge.domain.models import Engine, GpuVendor, Node, Task, TaskGroup
 from bridge.domain.status import TaskStatus
-from bridge.placement.local.fit import fit_gpus
-from bridge.placement.shared import engine_for_node, vram_per_gpu_mb
+from bridge.placement.local.fit import Fit, fit_gpus
+from bridge.placement.local.shares import Share, fit_share
+from bridge.placement.shared import engine_for_node
+from bridge.placement.sharing import gpu_ask, scanned_estimate
 from bridge.storage.local_placement import HeldTask
 
 # node id -> what is taken there: GPU indices, and "port:N" for engine ports
@@ -43,6 +45,7 @@ class Start:
     health_path: str
     address: str
     port: int
+    share: Share | None = None  # silver/bronze: the share of gpu_ids[0] it holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ def busy_from(held: Iterable[HeldTask]) -> Busy:
             taken.add("port:" + t.address.rsplit(":", 1)[-1])
         if t.gpu_id and not (t.status is TaskStatus.SLEEPING and t.gpu_released):
             taken.update(t.gpu_id.split(","))
+            if t.gpu_share:  # a share keeps its GPU's K and budget (docs/gpu-sharing.md)
+                taken.add(Share.from_json(t.gpu_share).token())
     return busy
 
 
@@ -110,10 +115,16 @@ def _place(group: TaskGroup, task: Task, nodes: list[Node], busy: Busy,
         return Wait(task, "no node agent is online yet")
     reasons: list[str] = []
     vendor = group.gpu_type.value if group.gpu_type else None
+    ask = gpu_ask(group, task.gpu_required, scanned_estimate(group.model_path, nodes))
     for node in nodes:
         taken = busy.setdefault(node.id, set())
-        fit = fit_gpus(node.gpus, taken, task.gpu_required,
-                       vram_per_gpu_mb(group, task.gpu_required), vendor)
+        share = None
+        if ask.shared:
+            sfit = fit_share(node.gpus, taken, ask, vendor)
+            share = sfit.share
+            fit = Fit((share.gpu,) if share else (), sfit.vendor, sfit.reason)
+        else:
+            fit = fit_gpus(node.gpus, taken, task.gpu_required, ask.need_mib, vendor)
         if not fit.ok:
             reasons.append(f"{node.name}: {fit.reason}")
             continue
@@ -133,6 +144,8 @@ def _place(group: TaskGroup, task: Task, nodes: list[Node], busy: Busy,
         address = urlsplit(node.agent_url or "http://127.0.0.1").hostname or "127.0.0.1"
         taken.update(fit.gpu_ids)
         taken.add(f"port:{port}")
+        if share is not None:
+            taken.add(share.token())
         return Start(task, node, fit.gpu_ids, fit.vendor, engine, launch.argv, launch.env,
-                     launch.health_path, f"{address}:{port}", port)
+                     launch.health_path, f"{address}:{port}", port, share)
     return Wait(task, "; ".join(reasons))
