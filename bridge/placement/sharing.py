@@ -16,6 +16,11 @@ from heteroflow_contracts.gpu_sharing import (
     needed_mib,
 )
 
+# Nomad job priority per tier (the Nomad placement renders it; local placement preempts by it:
+# only a holder at least PREEMPT_DELTA lower gives way, as in Nomad's scheduler)
+QOS_PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
+PREEMPT_DELTA = 10
+
 
 @dataclass(frozen=True, slots=True)
 class GpuAsk:

@@ -25,6 +25,7 @@ class HeldTask:
     # Placed long enough ago that its agent must know it by now (not a stop in progress).
     settled: bool
     gpu_share: dict[str, Any] | None = None  # the share it holds (docs/gpu-sharing.md)
+    qos: str | None = None  # its group's, for preemption
 
 
 async def held_tasks(conn: Conn, statuses: Iterable[TaskStatus], *,
@@ -32,6 +33,7 @@ async def held_tasks(conn: Conn, statuses: Iterable[TaskStatus], *,
     """Tasks on a node in one of ``statuses``; ``local_only``: of groups Nomad does not run."""
     cur = await conn.execute(
         "SELECT t.id, t.node_id, t.status, t.gpu_id, t.address, t.gpu_released, t.gpu_share,"
+        " g.qos,"
         " t.updated_at < now() - interval '30 seconds' AND t.status <> 'stopping'"
         " AS settled"
         " FROM tasks t JOIN task_groups g ON g.id = t.group_id"
@@ -41,7 +43,7 @@ async def held_tasks(conn: Conn, statuses: Iterable[TaskStatus], *,
     return [HeldTask(task_id=r["id"], node_id=r["node_id"], status=TaskStatus(r["status"]),
                      gpu_id=r["gpu_id"], address=r["address"],
                      gpu_released=bool(r["gpu_released"]), settled=bool(r["settled"]),
-                     gpu_share=r["gpu_share"])
+                     gpu_share=r["gpu_share"], qos=r["qos"])
             for r in await cur.fetchall()]
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from bridge.domain.models import Node, QoS
+from bridge.domain.status import TaskStatus
+from bridge.nomad.allocations import parse_alloc, task_status_for
 from bridge.placement.sharing import gpu_ask, relayout_refusal, scanned_estimate
 from tests.support.factories import make_task_group
 from tests.support.gpu_invariants import Holding, SharedGpu, violations
@@ -70,3 +72,16 @@ def test_the_checker_catches_each_violation() -> None:
         "n/C: 3 holders for 2 shares",
         "n/C: c3 needs 900 MiB of a 100 MiB share",
         "n/C: 2 x 100 MiB budgets exceed 150 MiB free"]
+
+
+@pytest.mark.parametrize("client", ["running", "complete"])
+def test_a_preempted_allocation_puts_its_task_back_to_pending_with_why(client: str) -> None:
+    alloc = parse_alloc({"ID": "a1", "Name": "hf-tp.engine[0]", "JobID": "hf-tp",
+                         "NodeName": "gpu-mi300x-01", "ClientStatus": client,
+                         "DesiredStatus": "evict",
+                         "PreemptedByAllocation": "5f0c2a9e-0000-0000-0000-000000000000"})
+    assert alloc is not None
+    status, why = task_status_for(alloc)
+    assert status is TaskStatus.PENDING
+    assert why.startswith("preempted on gpu-mi300x-01 by a higher-priority service (Nomad "
+                          "allocation 5f0c2a9e) that needed its GPU; ")

@@ -24,9 +24,10 @@ A100 = [{"index": 0, "vendor": "nvidia", "memory_free_mb": 39_726}]
 FOUR = {"max_models_per_gpu": 4}
 
 
-def node(gpus: list[dict[str, Any]]) -> Node:
+def node(gpus: list[dict[str, Any]], facts: dict[str, Any] | None = None) -> Node:
     return Node(id="node-box", name="box", status="online", status_reason="",
-                agent_url="http://10.0.0.5:7070", nomad_node_id=None, facts={}, gpus=gpus,
+                agent_url="http://10.0.0.5:7070", nomad_node_id=None, facts=facts or {},
+                gpus=gpus,
                 skipped_vendors={}, engines=["vllm"], models=[], last_heartbeat=NOW,
                 created_at=NOW)
 
@@ -64,13 +65,16 @@ def run(gpus: list[dict[str, Any]], groups: list[Any], busy: Busy | None = None,
             out.append("waits: " + decision.reason)
             continue
         assert isinstance(decision, Start)
+        if decision.preempts:  # the evicted give their GPUs back
+            holdings = [h for h in holdings if f"task-{h.holder}-r0" not in decision.preempts]
         share = decision.share
         gpu = f"box/{decision.gpu_ids[0]}"
+        evicted = f" preempting {','.join(decision.preempts)}" if decision.preempts else ""
         if share is None:
-            out.append(f"gpu {decision.gpu_ids[0]} whole")
+            out.append(f"gpu {decision.gpu_ids[0]} whole{evicted}")
             holdings += [Holding(f"box/{g}", group.name, None, None) for g in decision.gpu_ids]
             continue
-        out.append(f"gpu {share.gpu} share {share.number}/{share.shares}")
+        out.append(f"gpu {share.gpu} share {share.number}/{share.shares}{evicted}")
         holdings.append(Holding(gpu, group.name, share.number, share.need_mib))
         shared.setdefault(gpu, SharedGpu(share.shares, share.budget_mib, free[share.gpu]))
     return out, violations(holdings, shared)
@@ -99,8 +103,19 @@ TABLE: list[tuple[str, list[dict[str, Any]], list[Any], list[str]]] = [
       "offer none"]),
     ("silver shares an NVIDIA GPU (MPS)", A100,
      [service("s", QoS.SILVER, vram=9_000, vendor=GpuVendor.NVIDIA)], ["gpu 0 share 0/4"]),
-    ("gold never takes a shared GPU", MI300X[:1], [service("b"), service("g", QoS.GOLD)],
-     ["gpu 0 share 0/4", "waits: box: needs 1 GPU(s); 0 of 1 GPUs are free"]),
+    ("gold preempts the bronze models of the only GPU", MI300X[:1],
+     [service("b0"), service("b1"), service("g", QoS.GOLD)],
+     ["gpu 0 share 0/4", "gpu 0 share 1/4", "gpu 0 whole preempting task-b0-r0,task-b1-r0"]),
+    ("gold does not preempt gold", MI300X[:1], [service("g0", QoS.GOLD), service("g1", QoS.GOLD)],
+     ["gpu 0 whole", "waits: box: needs 1 GPU(s); 0 of 1 GPUs are free"]),
+    ("silver preempts bronze but not silver", A100,
+     [service("b", vram=9_000, vendor=GpuVendor.NVIDIA, co={"max_models_per_gpu": 1}),
+      service("s", QoS.SILVER, vram=9_000, vendor=GpuVendor.NVIDIA,
+              co={"max_models_per_gpu": 1}),
+      service("s2", QoS.SILVER, vram=9_000, vendor=GpuVendor.NVIDIA,
+              co={"max_models_per_gpu": 1})],
+     ["gpu 0 share 0/1", "gpu 0 share 0/1 preempting task-b-r0",
+      "waits: box: no GPU share fits: GPU 0 has 1 of 1 models"]),
     ("bronze never takes a gold GPU", MI300X[:1], [service("g", QoS.GOLD), service("b")],
      ["gpu 0 whole", "waits: box: no GPU share fits: GPU 0 is held whole"]),
     ("a service allowing two per GPU does not join a GPU holding two", MI300X[:1],
@@ -128,5 +143,25 @@ def test_held_shares_come_back_from_the_rows() -> None:
                      False, True, gpu_share=share)]
     got, broken = run(MI300X[:1], [service("b"), service("g", QoS.GOLD)], busy_from(rows),
                       [Holding("box/0", "x", 0, 20_000)])
+    # the new bronze gives way, the row of unknown priority does not: gold still waits
     assert got[0] == "gpu 0 share 1/4" and got[1].startswith("waits: box: needs 1 GPU")
     assert broken == []
+
+
+@pytest.mark.parametrize(("facts", "reason"), [
+    ({"cpu_load_percent": 97.5}, "CPU load 97.5% is above the 90% threshold"),
+    ({"memory_used_percent": 93}, "memory use 93% is above the 90% threshold"),
+    ({"gpu_temperature_c": 88, "cpu_load_percent": 95},
+     "CPU load 95% is above the 90% threshold; GPU temperature 88 C is above the 85 C "
+     "threshold"),
+])
+def test_a_hot_node_takes_nothing_new(facts: dict[str, Any], reason: str) -> None:
+    (wait,) = decide(service("g", QoS.GOLD), [node(MI300X, facts)], {}, host())
+    assert isinstance(wait, Wait) and wait.reason == f"box: takes no new replica: {reason}"
+
+
+def test_a_node_at_its_thresholds_or_without_figures_takes_replicas() -> None:
+    calm = {"cpu_load_percent": 90, "memory_used_percent": 90, "gpu_temperature_c": 85}
+    for facts in (calm, {}):
+        (start,) = decide(service("g", QoS.GOLD), [node(MI300X, facts)], {}, host())
+        assert isinstance(start, Start)

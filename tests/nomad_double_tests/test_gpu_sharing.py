@@ -18,7 +18,9 @@ import httpx
 import pytest
 
 from bridge.domain.models import GpuVendor, QoS
+from bridge.domain.topology import Parallelism
 from bridge.nomad.explain import explain_failed
+from heteroflow_contracts.load import LoadLimits
 from tests.support.agent_helpers import ToolBox
 from tests.support.gpu_invariants import from_double
 from tests.support.jobspec_render import rendered
@@ -43,6 +45,7 @@ class Service:
     qos: QoS = QoS.BRONZE
     vram: int | None = 20_000
     co: Json = field(default_factory=lambda: {"max_models_per_gpu": 4})
+    gpus: int = 1  # 2: tensor parallel, which takes whole GPUs whatever the tier
 
 
 def amd_groups(tmp: Any, shares: dict[str, int]) -> list[Json]:
@@ -65,16 +68,20 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Json]]:
 
 @pytest.fixture
 async def nomad(fleet: list[Json]) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    async with NomadDouble(nodes=fleet, runner=ManualRunner()) as double, \
+    # preemption for service jobs on, as nomad.hcl's default_scheduler_config sets it
+    async with NomadDouble(nodes=fleet, runner=ManualRunner(), preemption=True) as double, \
             httpx.AsyncClient(base_url=double.address, timeout=30) as http:
         names = {n["ID"]: n["Name"] for n in (await http.get("/v1/nodes")).json()}
         yield http, names
 
 
-async def place(http: httpx.AsyncClient, service: Service) -> None:
-    hcl = await rendered(name=service.name, qos=service.qos, gpu_type=GpuVendor.AMD,
+async def place(http: httpx.AsyncClient, service: Service,
+                load: LoadLimits | None = None) -> None:
+    hcl = await rendered(name=service.name, load=load, qos=service.qos, gpu_type=GpuVendor.AMD,
                          estimated_gpu_memory_mb=service.vram, co_schedule=service.co,
-                         model_path=f"/models/{service.name}")
+                         model_path=f"/models/{service.name}", gpu_required=service.gpus,
+                         **({"parallelism": Parallelism.TENSOR_PARALLEL, "world_size": 2}
+                            if service.gpus > 1 else {}))
     job = (await http.post("/v1/jobs/parse", json={"JobHCL": hcl})).json()
     response = await http.put("/v1/jobs", json={"Job": job})
     assert response.status_code == 200, response.text
@@ -136,4 +143,69 @@ async def test_sharing_decisions(nomad: tuple[httpx.AsyncClient, dict[str, str]]
     if services[0].qos is GOLD:  # whole GPUs: every device ID given once per node
         given = [g for g in got if not g.startswith("waits")]
         assert len(set(given)) == len(given), got
+    assert await invariants(http) == []
+
+
+async def test_a_hot_node_takes_nothing_new(
+        nomad: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    """The agent's figures as node metadata; the bridge's thresholds as constraints. What
+    already runs on a node that turns hot stays: constraints are checked when placing."""
+    http, names = nomad
+    ids = {n: i for i, n in names.items()}
+
+    async def cpu(node: str, percent: str) -> None:
+        response = await http.post("/v1/client/metadata", json={
+            "NodeID": ids[node], "Meta": {"heteroflow.load.cpu": percent}})
+        assert response.status_code == 200, response.text
+
+    await cpu("gpu-mi300x-01", "97")
+    await place(http, Service("first", GOLD), LoadLimits())
+    await place(http, Service("second", GOLD), LoadLimits())
+    assert await outcome(http, names, "first") == f"gpu-mi300x-02 {SECOND}"
+    assert await outcome(http, names, "second") == (
+        "waits: Nomad cannot place its replica (2 nodes evaluated): 1 node fail the CPU load "
+        "threshold (%) rule `${meta.heteroflow.load.cpu} <= 90`; 1 node have all matching "
+        "GPUs in use")
+    await cpu("gpu-mi300x-02", "99")
+    await cpu("gpu-mi300x-01", "20")
+    await place(http, Service("third", GOLD), LoadLimits())
+    assert (await outcome(http, names, "third")).startswith("gpu-mi300x-01"), \
+        [await outcome(http, names, n) for n in ("first", "second", "third")]
+    assert await outcome(http, names, "first") == f"gpu-mi300x-02 {SECOND}"  # it stays
+    assert await invariants(http) == []
+
+
+async def test_gold_preempts_bronze_which_goes_pending_with_a_reason(
+        nomad: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    """Bronze holding whole GPUs (a tensor-parallel pair) is evicted for a gold service when
+    no whole GPU is free: its allocation says by whom, and its replacement waits."""
+    http, names = nomad
+    await place(http, Service("tp", gpus=2))
+    assert (await outcome(http, names, "tp")).startswith(f"gpu-mi300x-01 {FIRST} {SECOND}")
+    await place(http, Service("gold-a", GOLD))
+    assert await outcome(http, names, "gold-a") == f"gpu-mi300x-02 {SECOND}"
+    await place(http, Service("gold-b", GOLD))
+    (gold_b,) = await allocs(http, "hf-gold-b")
+    full = (await http.get(f"/v1/allocation/{gold_b['ID']}")).json()
+    (victim,) = full["PreemptedAllocations"]
+    evicted = (await http.get(f"/v1/allocation/{victim}")).json()
+    assert (evicted["JobID"], evicted["DesiredStatus"], evicted["PreemptedByAllocation"]) == (
+        "hf-tp", "evict", gold_b["ID"])
+    assert evicted["DesiredDescription"] == f"Preempted by alloc ID {gold_b['ID']}"
+    assert [a["ID"] for a in await allocs(http, "hf-tp")] == [victim]  # no replacement fits
+    why = explain_failed(next(iter((await blocked_eval(http, "hf-tp"))["FailedTGAllocs"]
+                                   .values())))
+    assert why == ("Nomad cannot place its replica (2 nodes evaluated): 1 node have no GPU "
+                   "matching the request (vendor, model or memory); 1 node have all matching "
+                   "GPUs in use")
+    assert await invariants(http) == []
+
+
+async def test_equal_or_near_priorities_do_not_preempt(
+        nomad: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    http, names = nomad
+    for name in ("g1", "g2", "g3"):
+        await place(http, Service(name, GOLD))
+    await place(http, Service("g4", GOLD))
+    assert (await outcome(http, names, "g4")).startswith("waits:")
     assert await invariants(http) == []

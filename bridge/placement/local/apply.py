@@ -82,6 +82,10 @@ class LocalApply:
 
     async def start(self, group: TaskGroup, s: Start) -> None:
         task, node, engine = s.task, s.node, s.engine
+        for victim in s.preempts:  # lower-priority tasks give way first, told why
+            await self.back_to_pending(victim, s.preempt_reason)
+            with contextlib.suppress(AgentUnavailable):
+                await self.stop_engine(node.id, victim)
         async with self.db.transaction() as conn:
             if not await rows.update_task_if(
                     conn, task.id, T.PENDING.value, status=T.SCHEDULED.value,

@@ -9,6 +9,7 @@ Placement rules of the seed become Nomad rules:
 | QoS silver / bronze    | ``device "<vendor>/gpu-share"`` (docs/gpu-sharing.md)          |
 | 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
 | 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
+| 5 load thresholds      | ``${meta.heteroflow.load.*} <= limit`` (published by the agent) |
 | 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
 | priority / QoS         | job ``priority`` (gold 80, silver 50, bronze 20)              |
 """
@@ -31,6 +32,7 @@ from bridge.nomad.jobspec import (
     job_id_for,
     service_name_for,
 )
+from heteroflow_contracts.load import LoadLimits, meta_constraints
 
 PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
 # Node metadata the agent publishes (a contract with agent_plugin and the Nomad double).
@@ -59,8 +61,11 @@ class Placement:
 def build_context(
     group: TaskGroup, placement: Placement, *, version: str, namespace: str,
     region: str | None, datacenters: tuple[str, ...], count: int,
+    load: LoadLimits | None = None,
 ) -> JobspecContext:
-    constraints: list[Rule] = []
+    # seed step 5: a node whose agent publishes a figure above a threshold takes nothing new
+    constraints: list[Rule] = [Rule(attribute=a, operator=o, value=v)
+                               for a, o, v in meta_constraints(load)] if load else []
     vendor = placement.vendor
     device = None
     if vendor is not None:

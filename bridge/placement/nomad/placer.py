@@ -39,7 +39,7 @@ from bridge.placement.model_paths import check_model_path
 from bridge.placement.nomad.job import Placement, build_context
 from bridge.placement.shared import default_vendor
 from bridge.placement.sharing import gpu_ask, scanned_estimate
-from bridge.settings import BridgeSettings
+from bridge.settings import BridgeSettings, load_limits
 from bridge.storage import nodes as node_rows
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
@@ -112,7 +112,7 @@ class Placer:
         context = build_context(
             group, placement, version=version, namespace=self.settings.nomad_namespace,
             region=self.settings.nomad_region, datacenters=self.settings.datacenters,
-            count=len(group.tasks),
+            count=len(group.tasks), load=load_limits(self.settings),
         )
         return Rendered(group, render(context), engine, placement.vram_note)
 
