@@ -9,6 +9,7 @@ shares (``<vendor>/gpu-share``, K instances ``<device id>@share<i>``), never bot
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,16 @@ def gpu_of(instance_id: str) -> tuple[str, int | None]:
     if mark and tail.isdigit():
         return head, int(tail)
     return instance_id, None
+
+
+def relayout_refusal(gpu_id: str, held_instance_ids: Iterable[str]) -> str | None:
+    """Why a GPU's form (whole or K shares) may not change now: something holds it or a
+    share of it (invariant 2 of docs/gpu-sharing.md); None: it may."""
+    holders = sorted(i for i in held_instance_ids if gpu_of(i)[0] == gpu_id)
+    if holders:
+        return (f"GPU {gpu_id} is held ({', '.join(holders)}); its form changes only when "
+                "nothing holds it")
+    return None
 
 
 def share_budget_mib(free_mib: int, shares: int) -> int:

@@ -12,7 +12,6 @@ from heteroflow_contracts.gpu_sharing import (
     SHARE_TYPE,
     WHOLE_TYPE,
     CoSchedule,
-    gpu_of,
     needed_mib,
 )
 
@@ -70,16 +69,6 @@ def gpu_ask(group: TaskGroup, gpus: int, scanned: tuple[int, str] | None = None)
     return GpuAsk(shared=shared, gpus=1 if shared else max(1, gpus),
                   isolated=group.qos is QoS.SILVER and shared, per_gpu_mib=per_gpu,
                   need_mib=need, max_models=co.max_models_per_gpu, note=note)
-
-
-def relayout_refusal(gpu_id: str, held_instance_ids: Iterable[str]) -> str | None:
-    """Why a GPU's form (whole or K shares) may not change now: an allocation holds it or a
-    share of it (invariant 2 of docs/gpu-sharing.md); None: it may."""
-    holders = sorted(i for i in held_instance_ids if gpu_of(i)[0] == gpu_id)
-    if holders:
-        return (f"GPU {gpu_id} is held ({', '.join(holders)}); its form changes only when "
-                "nothing holds it")
-    return None
 
 
 def _estimate(group: TaskGroup, co: CoSchedule,

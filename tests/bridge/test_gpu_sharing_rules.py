@@ -11,7 +11,8 @@ import pytest
 from bridge.domain.models import Node, QoS
 from bridge.domain.status import TaskStatus
 from bridge.nomad.allocations import parse_alloc, task_status_for
-from bridge.placement.sharing import gpu_ask, relayout_refusal, scanned_estimate
+from bridge.placement.sharing import gpu_ask, scanned_estimate
+from heteroflow_contracts.gpu_sharing import relayout_refusal
 from tests.support.factories import make_task_group
 from tests.support.gpu_invariants import Holding, SharedGpu, violations
 
