@@ -65,6 +65,7 @@ class CoSchedule:
     estimated_vram_mb: int | None = None
     vram_overcommit_ratio: float = 1.0
     allow_preemption: bool = False
+    placement: str = "binpack"  # or "spread": fill nodes up, or put replicas apart
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> CoSchedule:
@@ -75,7 +76,8 @@ class CoSchedule:
                        "max_models_per_gpu") or 1))),
                    estimated_vram_mb=int(estimate) if estimate else None,
                    vram_overcommit_ratio=min(2.0, max(1.0, ratio)),
-                   allow_preemption=bool(raw.get("allow_preemption", False)))
+                   allow_preemption=bool(raw.get("allow_preemption", False)),
+                   placement="spread" if raw.get("placement") == "spread" else "binpack")
 
 
 def needed_mib(estimate_mib: int, overcommit: float) -> int:

@@ -13,8 +13,10 @@ from bridge.domain.status import TaskStatus
 from bridge.nomad.allocations import parse_alloc, task_status_for
 from bridge.placement.sharing import gpu_ask, scanned_estimate
 from heteroflow_contracts.gpu_sharing import relayout_refusal
+from heteroflow_contracts.load import LoadLimits
 from tests.support.factories import make_task_group
 from tests.support.gpu_invariants import Holding, SharedGpu, violations
+from tests.support.jobspec_render import rendered
 
 CO = {"max_models_per_gpu": 4, "vram_overcommit_ratio": 1.5}
 
@@ -86,3 +88,17 @@ def test_a_preempted_allocation_puts_its_task_back_to_pending_with_why(client: s
     assert status is TaskStatus.PENDING
     assert why.startswith("preempted on gpu-mi300x-01 by a higher-priority service (Nomad "
                           "allocation 5f0c2a9e) that needed its GPU; ")
+
+
+@pytest.mark.parametrize(("placement", "spread"), [("binpack", False), ("spread", True)])
+async def test_spread_is_a_per_service_choice_in_the_jobspec(placement: str,
+                                                             spread: bool) -> None:
+    hcl = await rendered(co_schedule={"placement": placement})
+    assert ('attribute = "${node.unique.id}"' in hcl) is spread
+
+
+async def test_the_load_thresholds_become_constraints() -> None:
+    hcl = await rendered(load=LoadLimits(cpu_percent=75))
+    assert 'attribute = "${meta.heteroflow.load.cpu}"\n    operator  = "<="\n' \
+           '    value     = "75"' in hcl
+    assert "${meta.heteroflow.load.gpu_temp}" in hcl and "heteroflow.load" not in await rendered()

@@ -165,3 +165,21 @@ def test_a_node_at_its_thresholds_or_without_figures_takes_replicas() -> None:
     for facts in (calm, {}):
         (start,) = decide(service("g", QoS.GOLD), [node(MI300X, facts)], {}, host())
         assert isinstance(start, Start)
+
+
+def two_nodes() -> list[Node]:
+    return [Node(id=f"node-{n}", name=n, status="online", status_reason="",
+                 agent_url="http://10.0.0.5:7070", nomad_node_id=None, facts={},
+                 gpus=[dict(g) for g in MI300X], skipped_vendors={}, engines=["vllm"],
+                 models=[], last_heartbeat=NOW, created_at=NOW) for n in ("a", "b")]
+
+
+@pytest.mark.parametrize(("placement", "second_on"), [("binpack", "a"), ("spread", "b")])
+def test_binpack_fills_a_node_and_spread_moves_on(placement: str, second_on: str) -> None:
+    busy: Busy = {}
+    nodes = two_nodes()
+    co = {"placement": placement}
+    (first,) = decide(service("g0", QoS.GOLD, co=co), nodes, busy, host())
+    (second,) = decide(service("g1", QoS.GOLD, co=co), nodes, busy, host())
+    assert isinstance(first, Start) and isinstance(second, Start)
+    assert (first.node.name, second.node.name) == ("a", second_on)

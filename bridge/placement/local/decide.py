@@ -17,6 +17,7 @@ from bridge.placement.local.shares import Share, fit_share
 from bridge.placement.shared import engine_for_node
 from bridge.placement.sharing import QOS_PRIORITY, GpuAsk, gpu_ask, scanned_estimate
 from bridge.storage.local_placement import HeldTask
+from heteroflow_contracts.gpu_sharing import CoSchedule
 from heteroflow_contracts.load import LoadLimits, too_hot
 
 # node id -> what is taken there: GPU indices, and "port:N" for engine ports
@@ -125,6 +126,7 @@ def _place(group: TaskGroup, task: Task, nodes: list[Node], busy: Busy,
         return Wait(task, "no node agent is online yet")
     reasons: list[str] = []
     ask = gpu_ask(group, task.gpu_required, scanned_estimate(group.model_path, nodes))
+    nodes = _ordered(nodes, busy, CoSchedule.parse(group.co_schedule).placement)
     for node in nodes:
         placed = _on_node(group, task, node, busy.setdefault(node.id, set()), ask, host)
         if isinstance(placed, Start):
@@ -189,3 +191,12 @@ def _on_node(group: TaskGroup, task: Task, node: Node, taken: set[str], ask: Gpu
                          (*fit.gpu_ids, *([share.token()] if share else []))).token())
     return Start(task, node, fit.gpu_ids, fit.vendor, engine, launch.argv, launch.env,
                  launch.health_path, f"{address}:{port}", port, share)
+
+
+def _ordered(nodes: list[Node], busy: Busy, placement: str) -> list[Node]:
+    """binpack: the busiest node first (idle nodes stay free for big services); spread: the
+    idlest first. Busyness is the GPUs taken; ties keep the given order."""
+    def gpus_taken(node: Node) -> int:
+        return sum(1 for t in busy.get(node.id, ()) if ":" not in t)
+    sign = 1 if placement == "spread" else -1
+    return sorted(nodes, key=lambda n: sign * gpus_taken(n))

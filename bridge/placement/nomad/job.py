@@ -10,7 +10,8 @@ Placement rules of the seed become Nomad rules:
 | 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
 | 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
 | 5 load thresholds      | ``${meta.heteroflow.load.*} <= limit`` (published by the agent) |
-| 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
+| 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas  |
+|                        | or when the service's ``co_schedule.placement`` is ``spread``   |
 | priority / QoS         | job ``priority`` (gold 80, silver 50, bronze 20)              |
 """
 
@@ -32,6 +33,7 @@ from bridge.nomad.jobspec import (
     job_id_for,
     service_name_for,
 )
+from heteroflow_contracts.gpu_sharing import CoSchedule
 from heteroflow_contracts.load import LoadLimits, meta_constraints
 
 PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
@@ -100,7 +102,8 @@ def build_context(
               "hf_task_group": group.name, "hf_model": group.model_name,
               "hf_version": version, "hf_engine": placement.engine},
         constraints=tuple(constraints), affinities=affinities,
-        spread=group.parallelism.value in ("split", "data_parallel"), count=count,
+        spread=group.parallelism.value in ("split", "data_parallel")
+        or CoSchedule.parse(group.co_schedule).placement == "spread", count=count,
         container_port=port.container, static_port=port.host,
         service_name=service_name_for(group),
         service_tags=("heteroflow", f"tg={group.id}", f"model={group.model_name}",
