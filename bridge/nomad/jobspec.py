@@ -49,6 +49,8 @@ class DeviceRequest(_Frozen):
     min_memory_mib: Annotated[int, Field(ge=1)] | None = None
     # silver: only shares the plugin marks as isolated (docs/gpu-sharing.md, "Tiers")
     isolated: bool = False
+    # tensor parallel: prefer a group whose GPUs share a PCIe switch (docs/gpu-sharing.md)
+    prefer_p2p: bool = False
 
 
 class Check(_Frozen):

@@ -94,3 +94,32 @@ def test_the_layout_file_switches_a_gpu_in_the_open_stream(
 def test_a_share_count_outside_one_to_eight_is_refused(shares: object) -> None:
     with pytest.raises(ConfigError, match="shares"):
         parse_config({"shares": shares})
+
+
+def pci_tree(root: Path, gpus: dict[str, tuple[str, ...]]) -> Path:
+    """A sysfs PCI tree: each GPU's bus id linked from bus/pci/devices to its place below
+    the given ancestors, as the kernel lays it out."""
+    devices, links = root / "devices", root / "bus" / "pci" / "devices"
+    links.mkdir(parents=True)
+    for bus, ancestors in gpus.items():
+        place = devices.joinpath(*ancestors, bus)
+        place.mkdir(parents=True)
+        (links / bus).symlink_to(place)
+    return root
+
+
+@pytest.mark.parametrize(("second", "expected"), [
+    (("pci0000:00", "0000:00:01.0", "0000:01:00.0", "0000:02:01.0"), "pcie-switch"),
+    (("pci0000:00", "0000:00:03.0"), "host-bridge"),
+    (("pci0000:80", "0000:80:01.0"), "none"),
+])
+def test_the_groups_p2p_attribute_from_the_pci_tree(
+        nvidia: tuple[PluginClient, dict[str, Any]], tmp_path: Path,
+        second: tuple[str, ...], expected: str) -> None:
+    plugin, config = nvidia
+    sysfs = pci_tree(tmp_path / "sys", {
+        "0000:07:00.0": ("pci0000:00", "0000:00:01.0", "0000:01:00.0", "0000:02:00.0"),
+        "0000:0f:00.0": second})
+    plugin.set_config({**config, "sysfs_root": str(sysfs)})
+    (group,) = next(plugin.fingerprint()).device_group
+    assert group.attributes["p2p"].string_val == expected

@@ -209,3 +209,27 @@ async def test_equal_or_near_priorities_do_not_preempt(
     await place(http, Service("g4", GOLD))
     assert (await outcome(http, names, "g4")).startswith("waits:")
     assert await invariants(http) == []
+
+
+@pytest.mark.parametrize("switch_on", ["gpu-tp-a", "gpu-tp-b"])
+async def test_tensor_parallel_prefers_gpus_below_one_switch(fleet: list[Json],
+                                                             switch_on: str) -> None:
+    """The plugin's group attribute p2p (from the PCI tree) and the jobspec's device
+    affinity: of two equal nodes, the one whose GPUs share a PCIe switch is chosen."""
+    nodes = []
+    for i, name in enumerate(("gpu-tp-a", "gpu-tp-b")):
+        node = with_plugin_devices(build_node(NodeSpec(
+            name, f"127.0.0.{40 + i}", 192, 2400, 2_063_360,
+            Gpu("amd", "AMD Instinct MI300X", 2, 196_608, False), engines="vllm")),
+            fleet[0]["NodeResources"]["Devices"])
+        for group in node["NodeResources"]["Devices"]:
+            group["Attributes"]["p2p"] = {"Float": None, "Int": None, "Bool": None, "Unit": "",
+                                          "String": "pcie-switch" if name == switch_on
+                                          else "host-bridge"}
+        nodes.append(node)
+    async with NomadDouble(nodes=nodes, runner=ManualRunner()) as double, \
+            httpx.AsyncClient(base_url=double.address, timeout=30) as http:
+        names = {n["ID"]: n["Name"] for n in (await http.get("/v1/nodes")).json()}
+        await place(http, Service("tp", GOLD, gpus=2))
+        assert (await outcome(http, names, "tp")).startswith(switch_on)
+        assert await invariants(http) == []

@@ -44,7 +44,8 @@ KEYS: dict[str, Key] = {
                      "vendors' install folders"),
     "tool_timeout": Key("string", '"10s"', "a vendor tool taking longer is a failure"),
     "gpu_inventory": Key("string", '""', "a JSON inventory file, as the agent's"),
-    "sysfs_root": Key("string", '"/sys"', "where AMD's sysfs fallback reads"),
+    "sysfs_root": Key("string", '"/sys"', "where AMD's sysfs fallback and the PCI "
+                                         "topology (p2p) are read"),
     "host_root": Key("string", '"/"', "where /dev and driver folders are looked up"),
     "nvml": Key("bool", "true", "false: NVIDIA devices come from nvidia-smi only"),
     "shares": Key("map(number)", "{}", "device ID -> K: offer that GPU as K shares "

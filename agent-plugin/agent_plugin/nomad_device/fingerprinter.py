@@ -44,7 +44,7 @@ class _NoNvml:
 class Fingerprinter:
     def __init__(self, config: PluginConfig) -> None:
         self.config = config
-        self._inventory = Inventory()
+        self._inventory = Inventory(config.sysfs_root)
         self._snapshot = Snapshot(version=0, groups=(), devices={})
         self._key: tuple[object, ...] | None = None
         self._layout: dict[str, int] = dict(config.shares)

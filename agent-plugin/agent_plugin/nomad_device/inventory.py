@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent_plugin.models import DetectionReport, GpuDevice
+from agent_plugin.nomad_device.topology import p2p, pci_ancestors
 from heteroflow_contracts.gpu_sharing import (
     SHARE_TYPE,
     isolation_for,
@@ -43,7 +45,8 @@ class Group:
 
 
 class Inventory:
-    def __init__(self) -> None:
+    def __init__(self, sysfs_root: Path | None = None) -> None:
+        self._sysfs_root = sysfs_root  # where the PCI tree is read for "p2p"; None: not
         self._devices: dict[str, GpuDevice] = {}  # by Nomad device ID, in first-seen order
         # device ID -> (K, one share's budget in MiB), fixed when the GPU became shared
         self._budgets: dict[str, tuple[int, int]] = {}
@@ -99,9 +102,16 @@ class Inventory:
         return tuple(
             Group(vendor=vendor, name=name,
                   devices=tuple(sorted(members, key=lambda d: (d.index, d.uuid))),
-                  attributes=_attributes(members, shared=kind == SHARE_TYPE),
+                  attributes=_attributes(members, shared=kind == SHARE_TYPE,
+                                         p2p=self._p2p(members, kind)),
                   device_type=kind)
             for (vendor, name, kind), members in sorted(by_key.items()))
+
+
+    def _p2p(self, members: list[GpuDevice], kind: str) -> str | None:
+        if self._sysfs_root is None or kind == SHARE_TYPE:
+            return None  # a share is one slice of one GPU: nothing to reach
+        return p2p([pci_ancestors(d, self._sysfs_root) for d in members])
 
 
 def device_id(device: GpuDevice) -> str:
@@ -125,9 +135,11 @@ def _lost(device: GpuDevice, vendor_problem: str | None) -> GpuDevice:
     return dataclasses.replace(device, healthy=False, health_reason=reason)
 
 
-def _attributes(members: list[GpuDevice],
-                shared: bool = False) -> tuple[tuple[str, Attribute], ...]:
+def _attributes(members: list[GpuDevice], shared: bool = False,
+                p2p: str | None = None) -> tuple[tuple[str, Attribute], ...]:
     attrs: dict[str, Attribute] = {}
+    if p2p is not None:
+        attrs["p2p"] = Attribute(string_val=p2p)
     # for shares memory_total_mb is the share's budget, so "memory" is the smallest budget
     memories = [d.memory_total_mb for d in members if d.memory_total_mb > 0]
     if memories:

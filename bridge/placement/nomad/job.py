@@ -12,6 +12,7 @@ Placement rules of the seed become Nomad rules:
 | 5 load thresholds      | ``${meta.heteroflow.load.*} <= limit`` (published by the agent) |
 | 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas  |
 |                        | or when the service's ``co_schedule.placement`` is ``spread``   |
+| 6 topology             | device affinity ``${device.attr.p2p} = pcie-switch`` (TP)       |
 | priority / QoS         | job ``priority`` (gold 80, silver 50, bronze 20)              |
 """
 
@@ -78,7 +79,8 @@ def build_context(
         device = DeviceRequest(name=f"{vendor.value}/{placement.device_type}",
                                count=placement.gpus_per_task,
                                min_memory_mib=placement.vram_per_gpu_mb,
-                               isolated=placement.isolated)
+                               isolated=placement.isolated,
+                               prefer_p2p=placement.gpus_per_task > 1)
     if vendor is GpuVendor.NVIDIA and placement.min_compute_capability:
         major, minor = placement.min_compute_capability
         constraints.append(Rule(attribute=META_CC, operator="version",
