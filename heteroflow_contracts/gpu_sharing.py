@@ -47,6 +47,15 @@ def relayout_refusal(gpu_id: str, held_instance_ids: Iterable[str]) -> str | Non
     return None
 
 
+def mps_limits(shares_held: int, shares: int, budget_mib: int) -> dict[str, str]:
+    """NVIDIA MPS's per-client limits for holding ``shares_held`` of a GPU's ``shares``
+    (each of ``budget_mib``): 1/K of the SMs per share and the shares' memory, for the one
+    GPU the task sees as device 0. The CUDA runtime applies them under an MPS daemon."""
+    percent = min(100, max(1, 100 * shares_held // max(1, shares)))
+    return {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(percent),
+            "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": f"0={shares_held * budget_mib}M"}
+
+
 def share_budget_mib(free_mib: int, shares: int) -> int:
     """One share's memory budget: the GPU's measured free memory split K ways (rounded
     down, so K budgets never exceed what was free)."""

@@ -183,3 +183,14 @@ def test_binpack_fills_a_node_and_spread_moves_on(placement: str, second_on: str
     (second,) = decide(service("g1", QoS.GOLD, co=co), nodes, busy, host())
     assert isinstance(first, Start) and isinstance(second, Start)
     assert (first.node.name, second.node.name) == ("a", second_on)
+
+
+def test_a_silver_share_starts_with_mps_limits() -> None:
+    (start,) = decide(service("s", QoS.SILVER, vram=9_000, vendor=GpuVendor.NVIDIA), [node(A100)],
+                      {}, host())
+    assert isinstance(start, Start)
+    assert (start.env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"],
+            start.env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"]) == ("25", f"0={39_726 // 4}M")
+    (bronze,) = decide(service("b", vram=9_000, vendor=GpuVendor.NVIDIA), [node(A100)], {},
+                       host())
+    assert isinstance(bronze, Start) and "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" not in bronze.env

@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 
 from agent_plugin.models import GpuDevice
+from heteroflow_contracts.gpu_sharing import mps_limits
 
 
 class Ids(Enum):
@@ -126,11 +127,8 @@ def with_share_limits(res: Reservation, shares: Sequence[tuple[int, int]],
     shares get no variables: bronze, accounted by Nomad's share count and budgets only."""
     if not shares or not gpus or gpus[0].vendor != "nvidia" or len(gpus) != 1:
         return res
-    k = shares[0][0]
-    percent = min(100, max(1, 100 * len(shares) // k))
-    limit = sum(budget for _, budget in shares)
-    envs = {**res.envs, "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(percent),
-            "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": f"0={limit}M"}
+    k, budget = shares[0]
+    envs = {**res.envs, **mps_limits(len(shares), k, budget)}
     return Reservation(envs=envs, devices=res.devices, mounts=res.mounts)
 
 

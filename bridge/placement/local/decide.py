@@ -17,7 +17,7 @@ from bridge.placement.local.shares import Share, fit_share
 from bridge.placement.shared import engine_for_node
 from bridge.placement.sharing import QOS_PRIORITY, GpuAsk, gpu_ask, scanned_estimate
 from bridge.storage.local_placement import HeldTask
-from heteroflow_contracts.gpu_sharing import CoSchedule
+from heteroflow_contracts.gpu_sharing import CoSchedule, mps_limits
 from heteroflow_contracts.load import LoadLimits, too_hot
 
 # node id -> what is taken there: GPU indices, and "port:N" for engine ports
@@ -189,7 +189,10 @@ def _on_node(group: TaskGroup, task: Task, node: Node, taken: set[str], ask: Gpu
     if preemptible_at(QOS_PRIORITY[group.qos]):
         taken.add(Holder(task.id, QOS_PRIORITY[group.qos],
                          (*fit.gpu_ids, *([share.token()] if share else []))).token())
-    return Start(task, node, fit.gpu_ids, fit.vendor, engine, launch.argv, launch.env,
+    env = dict(launch.env)
+    if share is not None and ask.isolated:  # silver: MPS limits, as the plugin's Reserve
+        env.update(mps_limits(1, share.shares, share.budget_mib))
+    return Start(task, node, fit.gpu_ids, fit.vendor, engine, launch.argv, env,
                  launch.health_path, f"{address}:{port}", port, share)
 
 
