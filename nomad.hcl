@@ -14,6 +14,17 @@ plugin_dir = "/opt/nomad/plugins" # holds heteroflow-gpu (see the plugin block b
 server {
   enabled          = true
   bootstrap_expect = 1
+
+  # A gold service may preempt bronze and silver ones when no GPU is free (the seed's
+  # co-scheduling rule; docs/gpu-sharing.md, "Preemption"). Nomad preempts only for service
+  # jobs whose priority is at least 10 above the victims' (gold 80, silver 50, bronze 20).
+  # This default applies when the cluster is first bootstrapped; later, change it with
+  # `nomad operator scheduler set-config -preempt-service-scheduler=true`.
+  default_scheduler_config {
+    preemption_config {
+      service_scheduler_enabled = true
+    }
+  }
 }
 
 client {

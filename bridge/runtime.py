@@ -27,7 +27,7 @@ from bridge.background import cancel_all
 from bridge.crypto import SecretBox, load_or_create_key
 from bridge.errors import BridgeError
 from bridge.nomad.client import NomadClient
-from bridge.placement.local.placement import LocalPlacement
+from bridge.placement.local.placement import LocalPlacement, this_machine
 from bridge.placement.nomad.deployments import DeploymentFollower
 from bridge.placement.nomad.loop import Reconciler
 from bridge.placement.nomad.placement import NomadPlacement
@@ -36,7 +36,7 @@ from bridge.placement.port import PlacementPort
 from bridge.services.nodes import mark_offline_nodes
 from bridge.services.policy_loop import PolicyLoop
 from bridge.services.users import TokenCache
-from bridge.settings import BridgeSettings
+from bridge.settings import BridgeSettings, load_limits
 
 # The api passes this handle to the services; it never runs storage code itself.
 from bridge.storage.db import Database as Database
@@ -115,7 +115,8 @@ class BridgeRuntime:
             # No Nomad: the bridge fits tasks on the GPUs its agents report and the agents
             # run the engines (on one machine: the agent `heteroflow up` starts beside it).
             self.local = LocalPlacement(self.db, self.agents, self.secrets,
-                                        settings.local_model_roots)
+                                        settings.local_model_roots,
+                                        host=this_machine(load_limits(settings)))
             self.placement = self.local
         self.loops = background_loops(self)
 

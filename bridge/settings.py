@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from heteroflow_contracts.load import LoadLimits
 from heteroflow_contracts.settings import DEFAULT_MODEL_ROOTS, check_model_roots, split_list
 
 
@@ -56,6 +57,10 @@ class BridgeSettings(BaseSettings):
     placement: Literal["auto", "none"] = "auto"
     # The reconciler re-reads everything this often, besides following Nomad's events.
     reconcile_resync_seconds: float = Field(default=60.0, ge=1.0)
+    # Load thresholds (seed placement step 5): a node above any takes no new replica.
+    load_max_cpu_percent: float = Field(default=90.0, gt=0)
+    load_max_memory_percent: float = Field(default=90.0, gt=0)
+    load_max_gpu_temperature_c: float = Field(default=85.0, gt=0)
     # Which Nomad datacenters inference jobs may use (globs allowed).
     datacenters: Annotated[tuple[str, ...], NoDecode] = ("*",)
 
@@ -112,3 +117,9 @@ class ClientSettings(BaseSettings):
             return self.token
         path = self.home / "admin-token"
         return path.read_text().strip() if path.is_file() else None
+
+
+def load_limits(settings: BridgeSettings) -> LoadLimits:
+    return LoadLimits(cpu_percent=settings.load_max_cpu_percent,
+                      memory_percent=settings.load_max_memory_percent,
+                      gpu_temperature_c=settings.load_max_gpu_temperature_c)

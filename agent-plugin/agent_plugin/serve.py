@@ -123,7 +123,8 @@ class Agent:
                                                    poll_s=s.engine_metrics_poll_seconds)
         readings = self.engine_metrics
         api = AgentApi(node_id=identity.node_id, secret=identity.secret, tasks=self.tasks,
-                       log_dir=s.task_log_dir, idle_notes=lambda: idle.notes)
+                       log_dir=s.task_log_dir, idle_notes=lambda: idle.notes,
+                       layout_path=s.gpu_layout_path)
         port = await self._serve(api)
         self.url = s.agent_url or f"http://{_url_host(host)}:{port}"
         self.reports = ReportLoop(identity=identity, surveyor=Surveyor(s, docker),

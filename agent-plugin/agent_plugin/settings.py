@@ -118,6 +118,11 @@ class AgentSettings(BaseSettings):
         return self.home / "agent"
 
     @property
+    def gpu_layout_path(self) -> Path:
+        """Which GPUs heteroflow-gpu offers as shares (its ``share_layout`` names this)."""
+        return self.state_dir / "gpu-layout.json"
+
+    @property
     def scan_index_path(self) -> Path:
         return self.state_dir / "scan-index.json"
 

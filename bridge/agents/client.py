@@ -35,6 +35,16 @@ class AgentClient:
     async def stop_task(self, base_url: str, secret: str, task_id: str) -> None:
         await self._call(base_url, secret, "DELETE", f"/v1/tasks/{task_id}")
 
+    async def gpu_layout(self, base_url: str, secret: str) -> dict[str, int]:
+        """{device ID: K}: the GPUs the node's heteroflow-gpu offers as K shares."""
+        answer = await self._call(base_url, secret, "GET", "/v1/gpu-layout")
+        return {str(k): int(v) for k, v in (answer.get("shares") or {}).items()}
+
+    async def set_gpu_layout(self, base_url: str, secret: str,
+                             shares: dict[str, int]) -> dict[str, int]:
+        answer = await self._call(base_url, secret, "PUT", "/v1/gpu-layout", {"shares": shares})
+        return {str(k): int(v) for k, v in (answer.get("shares") or {}).items()}
+
     async def sleep(self, base_url: str, secret: str, target: SleepTarget) -> SleepAnswer:
         return await self._sleep_or_wake(base_url, secret, target, "sleep")
 

@@ -67,6 +67,8 @@ class CoScheduleIn(Strict):
     estimated_vram_mb: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     vram_overcommit_ratio: Annotated[float, Field(ge=1.0, le=2.0)] = 1.0
     allow_preemption: bool = False
+    # binpack fills nodes up (Nomad's default); spread puts replicas on different nodes
+    placement: Literal["binpack", "spread"] = "binpack"
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -32,6 +32,7 @@ class ObservedAlloc:
     device_ids: tuple[str, ...]
     last_event: str  # the newest task event, in Nomad's words
     create_index: int
+    preempted_by: str = ""  # the allocation that preempted this one (docs/gpu-sharing.md)
 
     @property
     def live(self) -> bool:
@@ -65,6 +66,7 @@ def parse_alloc(alloc: dict[str, Any]) -> ObservedAlloc | None:
         desired_status=alloc.get("DesiredStatus", "run"),
         healthy=deployment.get("Healthy"), address=address, device_ids=tuple(devices),
         last_event=_last_event(alloc), create_index=int(alloc.get("CreateIndex") or 0),
+        preempted_by=alloc.get("PreemptedByAllocation") or "",
     )
 
 
@@ -79,6 +81,14 @@ def pick_current(allocs: list[ObservedAlloc]) -> ObservedAlloc | None:
 def task_status_for(a: ObservedAlloc) -> tuple[TaskStatus, str]:
     """Map an allocation to a task status and a reason a person can read."""
     where = f" on {a.node_name or a.node_id}" if (a.node_name or a.node_id) else ""
+    if a.desired_status == "evict" and a.preempted_by:
+        # preempted: nobody here asked it to stop, so it is pending again at once (stopping
+        # leads only to completed or failed) and waits for room
+        why = (f"preempted{where} by a higher-priority service (Nomad allocation "
+               f"{a.preempted_by[:8]}) that needed its GPU")
+        if a.client_status in ("pending", "running"):
+            return TaskStatus.PENDING, f"{why}; Nomad is stopping it, then it waits for a GPU"
+        return TaskStatus.PENDING, f"{why}; it waits until a GPU is free"
     if a.desired_status in ("stop", "evict") and a.client_status in ("pending", "running"):
         return TaskStatus.STOPPING, f"Nomad is stopping it{where}"
     if a.client_status == "pending":

@@ -29,6 +29,10 @@ _META_WORDS = {
     "${meta.heteroflow.gpu.count}": "GPU count",
     "${meta.heteroflow.gpu.memory_mb}": "GPU memory (MiB)",
     "${attr.consul.version}": "Consul agent version (no Consul agent on the node?)",
+    # the load thresholds (heteroflow_contracts/load.py): the node is too busy or too hot
+    "${meta.heteroflow.load.cpu}": "CPU load threshold (%)",
+    "${meta.heteroflow.load.memory}": "memory use threshold (%)",
+    "${meta.heteroflow.load.gpu_temp}": "GPU temperature threshold (C)",
 }
 
 

@@ -47,6 +47,10 @@ class DeviceRequest(_Frozen):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_-]+(/[a-z0-9_-]+){0,2}$")]
     count: Annotated[int, Field(ge=1, le=64)]
     min_memory_mib: Annotated[int, Field(ge=1)] | None = None
+    # silver: only shares the plugin marks as isolated (docs/gpu-sharing.md, "Tiers")
+    isolated: bool = False
+    # tensor parallel: prefer a group whose GPUs share a PCIe switch (docs/gpu-sharing.md)
+    prefer_p2p: bool = False
 
 
 class Check(_Frozen):

@@ -89,7 +89,8 @@ class TestPublisher:
         publisher = NomadMetaPublisher(nomad.address, "nomad-secret", node_name="cpu-01")
         try:
             devices = read_inventory(GPU_FIXTURES / "inventory_dev.json")
-            meta = node_meta(devices, ["llamacpp"], ["smol"])
+            # with load figures, as the agent's loop always sends them
+            meta = node_meta(devices, ["llamacpp"], ["smol"], {"cpu_load_percent": 40.0})
             assert await publisher.publish(meta)
             assert publisher.node_id == CPU_NODE  # found by its name: the double runs no client
             found = await node(nomad, CPU_NODE)

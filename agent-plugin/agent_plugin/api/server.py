@@ -8,6 +8,7 @@ of the error class (``errors.py``). Handlers parse, make one call and serialize.
     POST   /v1/tasks/{task_id}/sleep|wake   for engines this agent runs
     POST   /v1/sleep|wake                   for engines Nomad placed here (by address or
                                             container)
+    GET|PUT /v1/gpu-layout                  which GPUs heteroflow-gpu offers as shares
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from agent_plugin.api.schemas import (
     task_spec,
 )
 from agent_plugin.errors import AgentError, InvalidRequest, Unauthorized
+from agent_plugin.gpu_layout import ConfigError, read_layout, write_layout
 from agent_plugin.tasks import NodeTasks
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,10 @@ class AgentApi:
     """What the handlers need; one per agent."""
 
     def __init__(self, *, node_id: str, secret: str, tasks: NodeTasks, log_dir: Path,
-                 idle_notes: Callable[[], Mapping[str, str]]) -> None:
+                 idle_notes: Callable[[], Mapping[str, str]],
+                 layout_path: Path | None = None) -> None:
         self.node_id = node_id
+        self.layout_path = layout_path
         self._secret = secret.encode()
         self.tasks, self.log_dir = tasks, log_dir
         self.idle_notes = idle_notes
@@ -58,12 +62,32 @@ class AgentApi:
             web.post("/v1/tasks/{task_id}/wake", self.wake_task),
             web.post("/v1/sleep", self.sleep_remote),
             web.post("/v1/wake", self.wake_remote),
+            web.get("/v1/gpu-layout", self.gpu_layout),
+            web.put("/v1/gpu-layout", self.set_gpu_layout),
         ])
         return app
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"node_id": self.node_id,
                                   "tasks": self.tasks.statuses_json(self.idle_notes())})
+
+    async def gpu_layout(self, request: web.Request) -> web.Response:
+        return web.json_response({"shares": read_layout(self._layout())})
+
+    async def set_gpu_layout(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            shares = write_layout(self._layout(), body.get("shares") if isinstance(
+                body, dict) else None)
+        except (ValueError, ConfigError) as exc:
+            raise InvalidRequest(f"the GPU layout is not valid: {exc}") from exc
+        log.info("gpu share layout written", extra={"shares": shares})
+        return web.json_response({"shares": shares})
+
+    def _layout(self) -> Path:
+        if self.layout_path is None:
+            raise InvalidRequest("this agent keeps no GPU layout (no heteroflow-gpu here)")
+        return self.layout_path
 
     async def start_task(self, request: web.Request) -> web.Response:
         spec, meta = task_spec(await _body(request, StartTaskIn), self.log_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_plugin.settings import VENDOR_TOOL_DIRS
+from heteroflow_contracts.gpu_sharing import MAX_SHARES
 from heteroflow_contracts.vendors import VENDORS
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -43,9 +44,15 @@ KEYS: dict[str, Key] = {
                      "vendors' install folders"),
     "tool_timeout": Key("string", '"10s"', "a vendor tool taking longer is a failure"),
     "gpu_inventory": Key("string", '""', "a JSON inventory file, as the agent's"),
-    "sysfs_root": Key("string", '"/sys"', "where AMD's sysfs fallback reads"),
+    "sysfs_root": Key("string", '"/sys"', "where AMD's sysfs fallback and the PCI "
+                                         "topology (p2p) are read"),
     "host_root": Key("string", '"/"', "where /dev and driver folders are looked up"),
     "nvml": Key("bool", "true", "false: NVIDIA devices come from nvidia-smi only"),
+    "shares": Key("map(number)", "{}", "device ID -> K: offer that GPU as K shares "
+                  "(<vendor>/gpu-share) instead of whole (docs/gpu-sharing.md)"),
+    "share_layout": Key("string", '""', "a JSON file {device ID: K} re-read every "
+                        "fingerprint period, written by the agent when the bridge asks; "
+                        "it overrides shares"),
 }
 
 
@@ -60,6 +67,18 @@ class PluginConfig:
     sysfs_root: Path = Path("/sys")
     host_root: Path = Path("/")
     nvml: bool = True
+    shares: tuple[tuple[str, int], ...] = ()
+    share_layout: Path | None = None
+
+    def layout(self) -> dict[str, int]:
+        """Which GPUs are shared, and in how many shares: the config's ``shares``, then
+        the layout file over it. A file that cannot be read or parsed leaves the config's
+        layout in force (logged by the caller), so a half-written file never un-shares."""
+        found = dict(self.shares)
+        if self.share_layout is not None and self.share_layout.is_file():
+            found.update(parse_shares(json.loads(self.share_layout.read_text()),
+                                      str(self.share_layout)))
+        return found
 
     def tool_search_path(self) -> str:
         if self.tool_path:
@@ -89,12 +108,30 @@ def parse_config(raw: Mapping[str, Any]) -> PluginConfig:
     period = parse_duration(_str(raw, "fingerprint_period", "1m"), "fingerprint_period")
     timeout = parse_duration(_str(raw, "tool_timeout", "10s"), "tool_timeout")
     inventory = _str(raw, "gpu_inventory", "")
+    layout_file = _str(raw, "share_layout", "")
+    shares = parse_shares(raw.get("shares") or {}, "shares")
     return PluginConfig(
         enabled=_bool(raw, "enabled", True), fingerprint_period_s=period,
         vendors=tuple(dict.fromkeys(vendors)), tool_path=_str(raw, "tool_path", ""),
         tool_timeout_s=timeout, gpu_inventory=Path(inventory) if inventory else None,
         sysfs_root=Path(_str(raw, "sysfs_root", "/sys")),
-        host_root=Path(_str(raw, "host_root", "/")), nvml=_bool(raw, "nvml", True))
+        host_root=Path(_str(raw, "host_root", "/")), nvml=_bool(raw, "nvml", True),
+        shares=tuple(sorted(shares.items())),
+        share_layout=Path(layout_file) if layout_file else None)
+
+
+def parse_shares(raw: object, key: str) -> dict[str, int]:
+    """{device ID: K} with 1 <= K <= 8 (the seed's models per GPU)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key} must map device IDs to a number of shares")
+    out: dict[str, int] = {}
+    for device, k in raw.items():
+        if not isinstance(device, str) or isinstance(k, bool) or not isinstance(
+                k, (int, float)) or int(k) != k or not 1 <= k <= MAX_SHARES:
+            raise ConfigError(f"{key}: {device!r} must have a whole number of shares "
+                              f"from 1 to {MAX_SHARES}, not {k!r}")
+        out[device] = int(k)
+    return out
 
 
 def parse_duration(text: str, key: str) -> float:

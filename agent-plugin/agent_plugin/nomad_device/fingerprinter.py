@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent_plugin.detectors import DETECTORS, DetectContext, GpuDetector, ToolRunner, detect_all
 from agent_plugin.detectors.nvidia import NvidiaDetector
@@ -30,6 +30,8 @@ class Snapshot:
     groups: tuple[Group, ...]
     devices: dict[str, GpuDevice]  # by Nomad device ID
     taken_at: float = 0.0  # when the tools were read (epoch seconds)
+    # a share's device ID -> (K, budget MiB) of its GPU; whole GPUs are absent
+    shares: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class _NoNvml:
@@ -42,9 +44,10 @@ class _NoNvml:
 class Fingerprinter:
     def __init__(self, config: PluginConfig) -> None:
         self.config = config
-        self._inventory = Inventory()
+        self._inventory = Inventory(config.sysfs_root)
         self._snapshot = Snapshot(version=0, groups=(), devices={})
         self._key: tuple[object, ...] | None = None
+        self._layout: dict[str, int] = dict(config.shares)
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -116,8 +119,15 @@ class Fingerprinter:
         except Exception:  # detect_all turns detector failures into reasons; this is a bug
             log.exception("detection failed")
             return
+        try:
+            layout = cfg.layout()
+        except (OSError, ValueError) as exc:  # keep the layout in force; say why
+            log.warning("share layout not read: %s", exc)
+            layout = self._layout
         with self._changed:
             self._inventory.update(report)
+            self._layout = layout
+            self._inventory.set_layout(layout)
             groups = self._inventory.groups()
             key = fingerprint_key(groups)
             version = self._snapshot.version
@@ -127,6 +137,9 @@ class Fingerprinter:
                 if report.skipped:
                     log.info("vendors without devices", extra={"skipped": report.skipped})
             devices = {d.uuid: d for d in self._inventory.devices()}
+            devices.update(self._inventory.share_devices())
+            shares = {i: self._inventory.shares_of(d.uuid) or (1, 0)
+                      for i, d in devices.items() if i != d.uuid}
             self._snapshot = Snapshot(version=version, groups=groups, devices=devices,
-                                      taken_at=taken_at)
+                                      taken_at=taken_at, shares=shares)
             self._changed.notify_all()

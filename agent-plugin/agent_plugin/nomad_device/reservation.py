@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 
 from agent_plugin.models import GpuDevice
+from heteroflow_contracts.gpu_sharing import mps_limits
 
 
 class Ids(Enum):
@@ -115,6 +116,20 @@ def reserve(devices: Sequence[GpuDevice], host_root: Path = Path("/")) -> Reserv
                    if (host_root / m.lstrip("/")).is_dir())
     envs = {name: _ids(kind, ordered) for name, kind in rules.env}
     return Reservation(envs=envs, devices=tuple(dict.fromkeys(files)), mounts=mounts)
+
+
+def with_share_limits(res: Reservation, shares: Sequence[tuple[int, int]],
+                      gpus: Sequence[GpuDevice]) -> Reservation:
+    """A reservation of GPU shares, with the driver-level limits the vendor offers: for
+    NVIDIA, MPS's per-client thread percentage (1/K of the SMs per share held) and pinned
+    memory limit (the shares' budgets), which the CUDA runtime inside the task applies when
+    the node runs an MPS control daemon (docs/gpu-sharing.md, "Silver"). Other vendors'
+    shares get no variables: bronze, accounted by Nomad's share count and budgets only."""
+    if not shares or not gpus or gpus[0].vendor != "nvidia" or len(gpus) != 1:
+        return res
+    k, budget = shares[0]
+    envs = {**res.envs, **mps_limits(len(shares), k, budget)}
+    return Reservation(envs=envs, devices=res.devices, mounts=res.mounts)
 
 
 def pci_bus_id(raw: str) -> str:

@@ -20,7 +20,11 @@ from agent_plugin.nomad_device import messages
 from agent_plugin.nomad_device.config import ConfigError, PluginConfig, parse_config
 from agent_plugin.nomad_device.fingerprinter import Fingerprinter
 from agent_plugin.nomad_device.protos import Protos
-from agent_plugin.nomad_device.reservation import ReservationError, reserve
+from agent_plugin.nomad_device.reservation import (
+    ReservationError,
+    reserve,
+    with_share_limits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,11 @@ class DevicePluginService:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"unknown device IDs: {', '.join(unknown)}")
         try:
-            answer = reserve([snapshot.devices[i] for i in ids], fingerprinter.config.host_root)
+            # shares resolve to their GPUs (one GPU once, however many of its shares)
+            gpus = list({snapshot.devices[i].uuid: snapshot.devices[i] for i in ids}.values())
+            answer = with_share_limits(
+                reserve(gpus, fingerprinter.config.host_root),
+                [snapshot.shares[i] for i in ids if i in snapshot.shares], gpus)
         except ReservationError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return messages.reservation(self._pb, answer)

@@ -39,7 +39,7 @@ def build_heartbeat(identity: Identity, survey: Survey, *, agent_url: str | None
     return HeartbeatBody(
         node_id=identity.node_id, name=identity.name, agent_url=agent_url,
         agent_secret=identity.secret if with_secret else None, nomad_node_id=nomad_node_id,
-        facts=facts, gpus=survey.detection.devices,
+        facts={**facts, **survey.load}, gpus=survey.detection.devices,
         skipped=survey.detection.skipped, engines=survey.engines,
         models=survey.models if with_models else None, engine_metrics=engine_metrics or {})
 
@@ -124,7 +124,8 @@ class ReportLoop:
             return
         names = [m.name for m in survey.models]
         try:
-            await self._nomad.publish(node_meta(survey.detection.devices, survey.engines, names))
+            await self._nomad.publish(node_meta(survey.detection.devices, survey.engines, names,
+                                                survey.load))
         except AgentError as exc:
             if exc.message != self._nomad_problem:  # once per distinct problem
                 log.warning("nomad node metadata not published", extra={"reason": exc.message})

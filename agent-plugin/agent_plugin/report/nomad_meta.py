@@ -6,9 +6,11 @@ Exactly these keys: ``heteroflow.agent`` ("1"), ``heteroflow.gpu.vendor``,
 ``heteroflow.gpu.count``, ``heteroflow.gpu.model``, ``heteroflow.gpu.memory_mb`` (the
 smallest GPU's, since a task must fit any GPU it gets), ``heteroflow.gpu.cc`` (NVIDIA; the
 lowest), ``heteroflow.engines`` and ``heteroflow.models`` (comma lists, for
-``set_contains``). On a node with several vendors the one with the most healthy devices is
-described. A key that no longer applies is sent as null, which unsets it. Published with
-``POST /v1/client/metadata`` (Nomad >= 1.5), and only when something changed.
+``set_contains``), and the load figures ``heteroflow.load.{cpu,memory,gpu_temp}``
+(heteroflow_contracts/load.py) when the survey has them. On a node with several vendors
+the one with the most healthy devices is described. A key that no longer applies is sent
+as null, which unsets it. Published with ``POST /v1/client/metadata`` (Nomad >= 1.5), and
+only when something changed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 
 from agent_plugin.errors import ReportError
 from agent_plugin.models import GpuDevice
+from heteroflow_contracts.load import FIGURES, NO_READING
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,13 @@ _TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
 def node_meta(gpus: Sequence[GpuDevice], engines: Iterable[str],
-              model_names: Iterable[str]) -> Meta:
+              model_names: Iterable[str], load: Mapping[str, float] | None = None) -> Meta:
     meta: Meta = {"heteroflow.agent": "1", "heteroflow.engines": _comma_list(engines),
                   "heteroflow.models": _comma_list(model_names), "heteroflow.gpu.count": "0"}
     meta.update(dict.fromkeys(GPU_KEYS))
+    if load is not None:  # whole numbers: a new figure is sent only when it moves by one
+        meta.update({key: str(round(load[fact])) if fact in load else NO_READING
+                     for fact, key, _, _ in FIGURES})
     healthy = [g for g in gpus if g.healthy]
     if not healthy:
         return meta

@@ -4,12 +4,13 @@ scan) and usable engines, gathered concurrently and off the event loop."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent_plugin.detectors import context_from_settings, detect_all, enabled_detectors
 from agent_plugin.docker import DockerClient
 from agent_plugin.engines import usable_engines
 from agent_plugin.models import DetectionReport, ModelInfo
+from agent_plugin.report.load import load_figures
 from agent_plugin.scanner.scanner import ModelScanner
 from agent_plugin.settings import AgentSettings
 
@@ -20,6 +21,7 @@ class Survey:
     models: tuple[ModelInfo, ...]
     models_changed: bool  # since the previous survey (the first one counts as a change)
     engines: tuple[str, ...]
+    load: dict[str, float] = field(default_factory=dict)  # heteroflow_contracts/load.py
 
 
 class Surveyor:
@@ -38,4 +40,4 @@ class Surveyor:
             usable_engines(self._search_path, self._docker))
         changed, self._first = self._first or scan.has_changes, False
         return Survey(detection=detection, models=scan.models, models_changed=changed,
-                      engines=tuple(engines))
+                      engines=tuple(engines), load=load_figures(detection.devices))

@@ -86,6 +86,10 @@ class LocalApply:
 
     async def start(self, group: TaskGroup, s: Start) -> None:
         task, node, engine = s.task, s.node, s.engine
+        for victim in s.preempts:  # lower-priority tasks give way first, told why
+            await self.back_to_pending(victim, s.preempt_reason)
+            with contextlib.suppress(AgentUnavailable):
+                await self.stop_engine(node.id, victim)
         async with self.db.transaction() as conn:
             if not await rows.update_task_if(
                     conn, task.id, T.PENDING.value, status=T.SCHEDULED.value,
@@ -93,6 +97,8 @@ class LocalApply:
                     node_id=node.id, node_name=node.name, gpu_id=",".join(s.gpu_ids) or None,
                     address=s.address, version=group.version):
                 return  # someone else moved it
+            # always written: a share left from an earlier placement must not be counted
+            await local_rows.set_gpu_share(conn, task.id, s.share.as_json() if s.share else None)
             await rows.update_group_if(conn, group.id, TaskGroupStatus.PENDING.value,
                                        status=TaskGroupStatus.SCHEDULING.value,
                                        status_reason="starting on this machine")
@@ -140,7 +146,7 @@ class LocalApply:
                 return
             await rows.update_task_if(conn, task_id, task.status.value, status=T.PENDING.value,
                                       status_reason=reason, node_id=None, node_name=None,
-                                      gpu_id=None, address=None)
+                                      gpu_id=None, address=None, gpu_share=None)
             await rows.follow_group(conn, task.group_id)
 
     async def stop_engine(self, node_id: str, task_id: str) -> None:

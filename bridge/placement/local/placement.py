@@ -42,6 +42,7 @@ from bridge.placement.local.rollout_apply import RolloutApply
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.shared import HOLDING
 from bridge.storage.db import Database
+from heteroflow_contracts.load import LoadLimits
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +186,10 @@ class LocalPlacement:
         return loaded.waiting
 
 
-def this_machine() -> Host:
+def this_machine(limits: LoadLimits | None = None) -> Host:
     """The host's real answers: installed binaries, importable modules, free ports."""
     return Host(python=sys.executable, which=shutil.which, importable=_importable,
-                free_port=_free_port)
+                free_port=_free_port, limits=limits or LoadLimits())
 
 
 def _free_port(node: Node, taken: set[str]) -> int:

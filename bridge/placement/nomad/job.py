@@ -6,9 +6,13 @@ Placement rules of the seed become Nomad rules:
 |------------------------|---------------------------------------------------------------|
 | 1 GPU type filter      | ``device "<vendor>/gpu"`` (the heteroflow-gpu device plugin)   |
 | 2 VRAM filter          | device constraint ``${device.attr.memory} >= N MiB``           |
+| QoS silver / bronze    | ``device "<vendor>/gpu-share"`` (docs/gpu-sharing.md)          |
 | 3 model locality       | affinity ``${meta.heteroflow.models} set_contains <model>``    |
 | 4 engine preference    | affinity ``${meta.heteroflow.engines} set_contains <engine>``  |
-| 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas |
+| 5 load thresholds      | ``${meta.heteroflow.load.*} <= limit`` (published by the agent) |
+| 6 binpack / spread     | Nomad binpacks by default; ``spread`` for independent replicas  |
+|                        | or when the service's ``co_schedule.placement`` is ``spread``   |
+| 6 topology             | device affinity ``${device.attr.p2p} = pcie-switch`` (TP)       |
 | priority / QoS         | job ``priority`` (gold 80, silver 50, bronze 20)              |
 """
 
@@ -30,6 +34,8 @@ from bridge.nomad.jobspec import (
     job_id_for,
     service_name_for,
 )
+from heteroflow_contracts.gpu_sharing import CoSchedule
+from heteroflow_contracts.load import LoadLimits, meta_constraints
 
 PRIORITY = {QoS.GOLD: 80, QoS.SILVER: 50, QoS.BRONZE: 20}
 # Node metadata the agent publishes (a contract with agent_plugin and the Nomad double).
@@ -51,21 +57,30 @@ class Placement:
     model_in_container: str
     model_mount: Mount
     min_compute_capability: tuple[int, int] | None = None
+    device_type: str = "gpu"  # "gpu-share" for a silver or bronze share
+    isolated: bool = False  # silver
 
 
 def build_context(
     group: TaskGroup, placement: Placement, *, version: str, namespace: str,
     region: str | None, datacenters: tuple[str, ...], count: int,
+    load: LoadLimits | None = None,
 ) -> JobspecContext:
-    constraints: list[Rule] = []
+    # seed step 5: a node whose agent publishes a figure above a threshold takes nothing new
+    constraints: list[Rule] = [Rule(attribute=a, operator=o, value=v)
+                               for a, o, v in meta_constraints(load)] if load else []
     vendor = placement.vendor
     device = None
     if vendor is not None:
         # heteroflow-gpu reports every vendor's accelerators as "<vendor>/gpu" devices, so
         # Nomad hands out distinct devices and the plugin's Reserve sets their files and
         # visible-devices variables (docs/device-plugin.md); the job sets neither.
-        device = DeviceRequest(name=f"{vendor.value}/gpu", count=placement.gpus_per_task,
-                               min_memory_mib=placement.vram_per_gpu_mb)
+        # Silver and bronze ask for one "<vendor>/gpu-share" (docs/gpu-sharing.md).
+        device = DeviceRequest(name=f"{vendor.value}/{placement.device_type}",
+                               count=placement.gpus_per_task,
+                               min_memory_mib=placement.vram_per_gpu_mb,
+                               isolated=placement.isolated,
+                               prefer_p2p=placement.gpus_per_task > 1)
     if vendor is GpuVendor.NVIDIA and placement.min_compute_capability:
         major, minor = placement.min_compute_capability
         constraints.append(Rule(attribute=META_CC, operator="version",
@@ -89,7 +104,8 @@ def build_context(
               "hf_task_group": group.name, "hf_model": group.model_name,
               "hf_version": version, "hf_engine": placement.engine},
         constraints=tuple(constraints), affinities=affinities,
-        spread=group.parallelism.value in ("split", "data_parallel"), count=count,
+        spread=group.parallelism.value in ("split", "data_parallel")
+        or CoSchedule.parse(group.co_schedule).placement == "spread", count=count,
         container_port=port.container, static_port=port.host,
         service_name=service_name_for(group),
         service_tags=("heteroflow", f"tg={group.id}", f"model={group.model_name}",

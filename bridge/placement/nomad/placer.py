@@ -37,8 +37,10 @@ from bridge.nomad.client import NomadClient
 from bridge.nomad.jobspec import Mount, job_id_for, render
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.nomad.job import Placement, build_context
-from bridge.placement.shared import default_vendor, vram_per_gpu_mb
-from bridge.settings import BridgeSettings
+from bridge.placement.shared import default_vendor
+from bridge.placement.sharing import gpu_ask, scanned_estimate
+from bridge.settings import BridgeSettings, load_limits
+from bridge.storage import nodes as node_rows
 from bridge.storage import placement as rows
 from bridge.storage import task_groups as group_rows
 from bridge.storage.db import Database
@@ -115,7 +117,7 @@ class Placer:
         context = build_context(
             group, placement, version=version, namespace=self.settings.nomad_namespace,
             region=self.settings.nomad_region, datacenters=self.settings.datacenters,
-            count=len(group.tasks) if count is None else count,
+            count=len(group.tasks) if count is None else count, load=load_limits(self.settings),
         )
         return Rendered(group, render(context), engine, placement.vram_note)
 
@@ -219,7 +221,7 @@ class Placer:
             raise ValidationFailed(reason, details={"field": "engine"})
         spec = ENGINES[requested]
         gpus = group.gpu_required
-        per_gpu, note = _vram(group, gpus)
+        ask = gpu_ask(group, gpus, await self._scanned(group))
         model_in, mount = _mount(group.model_path)
         launch = build_launch(requested, LaunchInput(
             model_path=model_in, served_name=group.model_name, port=group.ports[0].container,
@@ -229,13 +231,23 @@ class Placer:
         launch = replace(launch, args=(*launch.args, *group.engine_args),
                          env={**launch.env, **group.env})
         placement = Placement(
-            launch=launch, vendor=vendor, gpus_per_task=max(1, gpus), vram_per_gpu_mb=per_gpu,
-            vram_note=note, engine=requested.value, model_in_container=model_in,
+            launch=launch, vendor=vendor, gpus_per_task=ask.gpus, vram_per_gpu_mb=ask.need_mib,
+            vram_note=ask.note, device_type=ask.device_type, isolated=ask.isolated,
+            engine=requested.value, model_in_container=model_in,
             model_mount=mount,
             min_compute_capability=spec.min_compute_capability if vendor is GpuVendor.NVIDIA
             else None,
         )
         return placement, requested
+
+    async def _scanned(self, group: TaskGroup) -> tuple[int, str] | None:
+        """The agents' VRAM estimate of the model, when no number was given (issue 13's
+        "the estimate drives placement")."""
+        if group.estimated_gpu_memory_mb is not None or group.gpu_required == 0 \
+                or self.db is None:  # rendering without a database: the jobspec goldens
+            return None
+        async with self.db.transaction() as conn:
+            return scanned_estimate(group.model_path, await node_rows.list_nodes(conn))
 
     async def _note(self, group_id: str, reason: str) -> None:
         async with self.db.transaction() as conn:
@@ -245,18 +257,6 @@ class Placer:
         log.warning("placement refused", extra={"task_group_id": group_id, "reason": reason})
         async with self.db.transaction() as conn:
             await rows.set_group_reason(conn, group_id, reason, status=TaskGroupStatus.FAILED)
-
-
-def _vram(group: TaskGroup, gpus: int) -> tuple[int | None, str]:
-    if not gpus:
-        return None, "CPU only: no GPU memory needed"
-    per_gpu = vram_per_gpu_mb(group, gpus)
-    if per_gpu is None:
-        return None, ("no VRAM filter: the model files are not readable here and no "
-                      "estimated_gpu_memory_mb was given")
-    total = group.estimated_gpu_memory_mb
-    split = f" split over {gpus} GPUs" if gpus > 1 else ""
-    return per_gpu, f"{total} MiB from estimated_gpu_memory_mb{split} = {per_gpu} MiB per GPU"
 
 
 def _mount(model_path: str) -> tuple[str, Mount]:

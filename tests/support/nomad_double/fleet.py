@@ -167,7 +167,10 @@ def build_node(spec: NodeSpec) -> Json:
 def agent_meta(spec: NodeSpec) -> dict[str, str]:
     """The dynamic node metadata our node agent publishes (contract: exactly these keys)."""
     meta = {"heteroflow.agent": "1", "heteroflow.engines": spec.engines,
-            "heteroflow.models": spec.models}
+            "heteroflow.models": spec.models,
+            # calm load figures (heteroflow_contracts/load.py); "-1": no GPU reading
+            "heteroflow.load.cpu": "12", "heteroflow.load.memory": "30",
+            "heteroflow.load.gpu_temp": "-1" if spec.gpu is None else "45"}
     if spec.gpu is None:
         meta["heteroflow.gpu.count"] = "0"
         return meta

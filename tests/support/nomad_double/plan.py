@@ -35,6 +35,7 @@ class Plan:
     stop: dict[str, tuple[Json, str]] = field(default_factory=dict)
     update: list[Json] = field(default_factory=list)
     deltas: dict[str, NodeDelta] = field(default_factory=dict)
+    preempted: dict[str, str] = field(default_factory=dict)  # victim id -> preempting alloc
 
     def delta(self, node_id: str) -> NodeDelta:
         return self.deltas.setdefault(node_id, NodeDelta())

@@ -27,6 +27,7 @@ from .objects import (
 )
 from .placement import Placer
 from .plan import Plan
+from .preemption import preempt
 
 Json = dict[str, Any]
 
@@ -235,6 +236,12 @@ class Reconciler:
             penalty = {previous["NodeID"]} if previous is not None and reason == "reschedule" \
                 else None
             choice, metric = self.placer.select(group, penalty)
+            victims: list[Json] = []
+            if choice is None and self.job["Type"] == "service" \
+                    and self.placer.store.preempt_service:
+                found = preempt(self.placer, group)
+                if found is not None:
+                    choice, victims = found
             if choice is None:
                 failure = metric
                 queued += 1
@@ -242,6 +249,11 @@ class Reconciler:
             alloc = new_alloc(job=self.job, group=group, eval_id=self.evaluation["ID"],
                               name=name, node=choice.node, resources=choice.resources,
                               metric=metric, previous=previous["ID"] if previous else "")
+            if victims:
+                alloc["PreemptedAllocations"] = [v["ID"] for v in victims]
+                outcome.plan.preempted.update({v["ID"]: alloc["ID"] for v in victims})
+                outcome.desired.setdefault(group["Name"], desired_updates())[
+                    "Preemptions"] += len(victims)
             if deployment is not None and group["Name"] in deployment["TaskGroups"]:
                 alloc["DeploymentID"] = deployment["ID"]
                 deployment["TaskGroups"][group["Name"]]["PlacedAllocs"] += 1

@@ -98,6 +98,12 @@ class Scheduler:
                      for alloc, when in outcome.followups]
         placed, stopped = self._apply_plan(outcome, followups)
         self._finish(evaluation, outcome, followups)
+        # each preempted job is evaluated again (its replacement then waits for room)
+        for job_key in dict.fromkeys((a["Namespace"], a["JobID"])
+                                     for a in map(self.store.allocs.get, outcome.plan.preempted)
+                                     if a is not None):
+            if job_key in self.store.jobs:
+                self.create_eval(self.store.jobs[job_key], "preemption")
         for _, when, followup in followups:
             self.defer(max(0.0, (when - now_ns()) / 1e9), self._wake(followup["ID"]))
         if stopped:
@@ -128,6 +134,10 @@ class Scheduler:
         for alloc_id, (_, reason) in plan.stop.items():
             updated = dict(store.allocs[alloc_id])
             updated.update(DesiredStatus="stop", DesiredDescription=reason, ModifyTime=now)
+            if alloc_id in plan.preempted:  # Nomad evicts preempted allocations
+                by = plan.preempted[alloc_id]
+                updated.update(DesiredStatus="evict", PreemptedByAllocation=by,
+                               DesiredDescription=f"Preempted by alloc ID {by}")
             if alloc_id in outcome.next_alloc:
                 updated["NextAllocation"] = outcome.next_alloc[alloc_id]
             store.put_alloc(txn, updated)

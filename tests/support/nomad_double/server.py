@@ -37,7 +37,7 @@ class NomadDouble:
     def __init__(self, nodes: list[Json] | None = None, *, acl_token: str | None = None,
                  heartbeat_seconds: float = 30.0, runner: Runner | None = None,
                  region: str = "global", seed: int = 0, event_buffer: int = 100,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, preemption: bool = False) -> None:
         self.runner = runner if runner is not None else ManualRunner()
         self.host, self.port = host, port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -45,6 +45,7 @@ class NomadDouble:
         self._web: web.AppRunner | None = None
         self.cluster = Cluster(list(nodes or []), self.runner, self._defer, seed=seed,
                                event_buffer=event_buffer)
+        self.cluster.store.preempt_service = preemption  # service-scheduler preemption
         self.runner.bind(self.cluster.client)
         self.api = Api(cluster=self.cluster, region=region, acl_token=acl_token,
                        heartbeat_seconds=heartbeat_seconds)

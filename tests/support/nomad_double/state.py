@@ -51,6 +51,9 @@ class Store:
 
     def __init__(self, broker: EventBroker) -> None:
         self.broker = broker
+        # SchedulerConfiguration.PreemptionConfig.ServiceSchedulerEnabled (off by default, as
+        # in Nomad; nomad.hcl turns it on)
+        self.preempt_service = False
         self.index = 1
         self.table_index = dict.fromkeys(TABLES, 1)
         self.jobs: dict[JobKey, Json] = {}
