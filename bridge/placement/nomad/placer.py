@@ -34,7 +34,8 @@ from bridge.errors import (
     ValidationFailed,
 )
 from bridge.nomad.client import NomadClient
-from bridge.nomad.jobspec import Mount, job_id_for, render
+from bridge.nomad.jobjson import job_json
+from bridge.nomad.jobspec import JobspecContext, Mount, job_id_for, render
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.nomad.job import Placement, build_context
 from bridge.placement.shared import default_vendor, vram_per_gpu_mb
@@ -50,9 +51,19 @@ MODEL_DIR = "/model"
 @dataclass(frozen=True, slots=True)
 class Rendered:
     group: TaskGroup
-    hcl: str
+    context: JobspecContext
     engine: Engine
     vram_note: str
+
+    @property
+    def hcl(self) -> str:
+        """The job as HCL, for people (the render endpoint); Nomad is sent ``job``."""
+        return render(self.context)
+
+    @property
+    def job(self) -> dict[str, Any]:
+        """The same job as Nomad's API JSON: registered as is, no parse round trip."""
+        return job_json(self.context)
 
 
 class NodeInventory:
@@ -112,7 +123,7 @@ class Placer:
             region=self.settings.nomad_region, datacenters=self.settings.datacenters,
             count=len(group.tasks),
         )
-        return Rendered(group, render(context), engine, placement.vram_note)
+        return Rendered(group, context, engine, placement.vram_note)
 
     @property
     def cluster(self) -> NomadClient:
@@ -122,8 +133,7 @@ class Placer:
 
     async def plan(self, group_id: str) -> dict[str, Any]:
         rendered = await self.render(group_id)
-        job = await self.cluster.parse(rendered.hcl)
-        return await self.cluster.plan(job)
+        return await self.cluster.plan(rendered.job)
 
     async def place(self, group_id: str) -> None:
         """Register the group's job (check-and-set) and record it; failures become reasons."""
@@ -137,7 +147,7 @@ class Placer:
         if modify_index is not None and await self.cluster.job(job_id_for(group)) is None:
             modify_index = None  # the job vanished from Nomad: register it as new
         try:
-            job = await self.cluster.parse(rendered.hcl)
+            job = rendered.job
             # Counts set through the scale API survive a re-registration.
             result = await self.cluster.register(job, modify_index=modify_index,
                                                  preserve_counts=modify_index is not None)
