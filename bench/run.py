@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 
 from bench import streams
@@ -202,19 +203,29 @@ class Bench:
         upstream = int(targets["upstream"].rsplit(":", 1)[1])
         print(f"\nworkers: wrk -t2 -c{self.args.connections} -d{self.args.seconds}s, "
               "plain chat, processes placed by the OS")
-        rates = {}
+        rates, per_cpu = {}, {}
         for n in (1, 2):
             port, proc = self.start_gateway(upstream, workers=n, cpu="0-1")
             url = f"http://127.0.0.1:{port}"
             self.wrk(url, stream=False, connections=self.args.connections, seconds=2,
                      cpu="0-1", threads=2)
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            before = {p.pid: sum(p.cpu_times()[:2]) for p in tree}
             rates[n] = self.wrk(url, stream=False, connections=self.args.connections,
                                 seconds=self.args.seconds, cpu="0-1", threads=2)
+            # CPU seconds per process: shows whether the second worker took its share.
+            used = [sum(p.cpu_times()[:2]) - before[p.pid] for p in tree]
+            busy = " ".join(f"{u:.1f}" for u in used)
+            per_cpu[n] = rates[n].requests / max(sum(used), 1e-9)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
             print(f"  {n} worker{'s' if n > 1 else ' '} {rates[n].rps:>10,.0f} req/s  "
-                  f"p50 {rates[n].p50_ms:.2f} ms  errors {rates[n].errors}")
-        print(f"  2 workers / 1 worker: {rates[2].rps / rates[1].rps:.2f}x")
+                  f"p50 {rates[n].p50_ms:.2f} ms  errors {rates[n].errors}  "
+                  f"CPU s per process: {busy}  ({per_cpu[n]:,.0f} requests per CPU s)")
+        # On 2 cores wrk and the upstream need CPU too, so req/s cannot double; requests per
+        # CPU second staying flat says the workers themselves scale.
+        print(f"  2 workers / 1 worker: {rates[2].rps / rates[1].rps:.2f}x req/s, "
+              f"{per_cpu[2] / per_cpu[1]:.2f}x requests per CPU second")
 
     def report_wrk(self, targets: dict[str, str], gateway: subprocess.Popen[bytes]) -> None:
         seconds, conns = self.args.seconds, self.args.connections
