@@ -118,6 +118,8 @@ async def run(args: argparse.Namespace) -> None:
         [sys.executable, "-m", "bridge.cli.main", "server", "--port", str(bridge_port)],
         cwd=ROOT, env=bridge_env, stdout=subprocess.DEVNULL, stderr=log_file)
     proc = psutil.Process(bridge.pid)
+    double_proc = psutil.Process(double.pid)
+    double_rss = 0
     spies = []
     if args.profile:
         # The double too: every call the bridge makes costs the double CPU on the same cores.
@@ -147,6 +149,7 @@ async def run(args: argparse.Namespace) -> None:
             placed = 0
             while placed < args.services and time.monotonic() - started < args.timeout:
                 peak_rss = max(peak_rss, proc.memory_info().rss)
+                double_rss = max(double_rss, double_proc.memory_info().rss)
                 with psycopg.connect(url) as conn:
                     row = conn.execute("SELECT count(*) FROM tasks WHERE node_name IS NOT NULL"
                                        " AND gpu_id IS NOT NULL AND address IS NOT NULL"
@@ -155,8 +158,10 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.2)
             converged = time.monotonic() - started
             peak_rss = max(peak_rss, proc.memory_info().rss)
-        baseline = await direct_baseline(args)
-        light = await direct_baseline(args, light=True)
+        baseline = light = float("nan")
+        if not args.simulate:
+            baseline = await direct_baseline(args)
+            light = await direct_baseline(args, light=True)
     finally:
         for spy in spies:
             spy.send_signal(signal.SIGINT)
@@ -188,6 +193,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"{'earlier baseline: lighter fixture job':44}{light:10.2f}   "
           f"(ratio {converged / light:.2f}x)")
     print(f"{'bridge peak RSS':44}{peak_rss / 2**20:10.1f} MiB")
+    print(f"{'Nomad double peak RSS':44}{double_rss / 2**20:10.1f} MiB")
     print(f"mean create latency {statistics.mean(created) * 1000:.2f} ms; bridge log: "
           f"{tmp / 'bridge.log'}")
 
@@ -250,7 +256,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the bridge with py-spy into this speedscope file")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--simulate", action="store_true",
+                        help="the scale simulation of docs/scale.md: 5,000 services on 2,000 "
+                             "nodes, no baselines, convergence time and memory")
+    args = parser.parse_args()
+    if args.simulate:
+        args.services, args.nodes, args.timeout = 5000, 2000, max(args.timeout, 1800.0)
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
