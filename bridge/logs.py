@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from heteroflow_contracts.masking import MASK, is_secret_field
+from heteroflow_contracts.redact import CredentialFilter
 
 
 def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -54,6 +55,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(CredentialFilter())  # credentials in logged URLs and headers
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -47,6 +47,10 @@ def attach(app: Sanic[Any, Any], settings: GatewaySettings, database_url: str) -
     # Long generations must not be cut by the framework's default 60 s response timeout.
     app.config.RESPONSE_TIMEOUT = max(float(app.config.RESPONSE_TIMEOUT),
                                       settings.upstream_timeout_s + 30)
+    # A client's time to send its request is the stricter of the two apps' bounds (run the
+    # app with BoundedHttpProtocol so that it bounds the whole request, not each byte).
+    app.config.REQUEST_TIMEOUT = min(float(app.config.REQUEST_TIMEOUT),
+                                     settings.request_timeout_s)
 
     async def start_gateway(app: Sanic[Any, Any]) -> None:
         runtime = GatewayRuntime(settings, database_url)

@@ -110,6 +110,8 @@ class Route:
     served_model: str  # what the body's "model" becomes
     group_id: str | None = None
     external: External | None = None
+    first_byte_s: float | None = None  # None: the gateway's first_byte_timeout_s
+    endpoint_id: str | None = None  # an external route's own endpoint (its keys')
 
     @property
     def pool_key(self) -> str:
@@ -146,12 +148,24 @@ class Snapshot:
     # model -> its routes' groups that have sleeping or waking tasks (absent: none asleep)
     asleep: Mapping[str, tuple[Group, ...]] = field(default_factory=dict)
     problems: tuple[str, ...] = ()  # rows skipped, each with its reason
+    # An external route's endpoint -> that route, as the one tier its keys are served by.
+    own_tiers: Mapping[str, tuple[Tier, ...]] = field(default_factory=dict)
 
     def allowed(self, grant: KeyGrant, model: str) -> bool:
+        own = self.own_tiers.get(grant.endpoint_id)
+        if own is not None:
+            return own[0].routes[0].model_name == model
         group_id = self.group_of_endpoint.get(grant.endpoint_id)
         return group_id is not None and model in self.models_of_group.get(group_id, ())
 
+    def tiers_for(self, grant: KeyGrant, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        """The plan's tiers for an allowed key: an external route's keys get that route."""
+        return self.own_tiers.get(grant.endpoint_id, tiers)
+
     def models_for(self, grant: KeyGrant) -> list[str]:
+        own = self.own_tiers.get(grant.endpoint_id)
+        if own is not None:
+            return [own[0].routes[0].model_name]
         group_id = self.group_of_endpoint.get(grant.endpoint_id)
         if group_id is None:
             return []
@@ -183,10 +197,7 @@ def build_snapshot(groups: list[Group], routes: list[Route],
                   if r.group_id is not None and by_id[r.group_id].sleeping_tasks}
         if sleepy:
             asleep[model] = tuple(sleepy.values())
-    models_of_group: dict[str, set[str]] = {g.id: {g.model_name} for g in groups}
-    for route in kept:
-        if route.group_id is not None:
-            models_of_group[route.group_id].add(route.model_name)
+    models_of_group = _models_of_groups(groups, kept)
     return Snapshot(
         tiers=MappingProxyType(tiers),
         groups=MappingProxyType(by_id),
@@ -196,7 +207,25 @@ def build_snapshot(groups: list[Group], routes: list[Route],
         routes=tuple(kept),
         asleep=MappingProxyType(asleep),
         problems=tuple(notes),
+        own_tiers=MappingProxyType({r.endpoint_id: _tiers_of([r]) for r in kept
+                                    if r.external is not None and r.endpoint_id}),
     )
+
+
+def _models_of_groups(groups: list[Group], routes: list[Route]) -> dict[str, set[str]]:
+    """What a key of each group's endpoint may call (docs/gateway-scoping.md).
+
+    A model that is some group's own ``model_name`` belongs to those groups: their keys, and
+    only theirs, may call it, whatever other routes it has (a route lending another group's
+    capacity to it widens who serves it, never who may call it). A model that is no group's
+    own (an alias such as ``moving``) may be called by the keys of the groups its routes
+    target."""
+    owned = {g.model_name for g in groups}
+    models: dict[str, set[str]] = {g.id: {g.model_name} for g in groups}
+    for route in routes:
+        if route.group_id is not None and route.model_name not in owned:
+            models[route.group_id].add(route.model_name)
+    return models
 
 
 def _tiers_of(routes: list[Route]) -> tuple[Tier, ...]:

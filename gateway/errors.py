@@ -8,6 +8,7 @@
     ├── MethodNotAllowed (405)
     ├── RequestTimeout (408)         the client took too long to send its request
     ├── PayloadTooLarge (413)
+    ├── HeadersTooLarge (431)        the request's headers pass the framework's bound
     ├── RateLimited (429)            an in-flight limit of the gateway or of the key bites
     ├── UpstreamFailed (502)         every backend tried failed before answering
     ├── NoHealthyBackend (503)       nothing to send to, or the wake bound was hit; Retry-After
@@ -91,6 +92,12 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class HeadersTooLarge(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_headers_too_large"
 
 
 class RateLimited(GatewayError):

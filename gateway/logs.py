@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from heteroflow_contracts.masking import masked
+from heteroflow_contracts.redact import CredentialFilter
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -41,6 +42,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(CredentialFilter())  # ?api_key= in a URL, a header echoed in an error
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -128,6 +128,9 @@ class GatewayMetrics:
                                        ("pool", "backend", "kind"))
         self.retries = Counter(p + "retries_total", "Attempts after the first, by model.",
                                ("model",))
+        self.panic_routed = Counter(p + "panic_routed_total",
+                                    "Requests sent to ejected backends because nothing of "
+                                    "the model was usable (panic threshold).", ("model",))
         self.stream_errors = Counter(p + "stream_errors_total",
                                      "Streams ended with an error event after they started.",
                                      ("model",))
@@ -146,7 +149,8 @@ class GatewayMetrics:
 
     def families(self) -> tuple[Counter | Histogram | Gauge, ...]:
         return (self.requests, self.latency, self.overhead, self.upstream_errors,
-                self.retries, self.stream_errors, self.wakes, self.usage_dropped, *self.gauges)
+                self.retries, self.panic_routed, self.stream_errors, self.wakes,
+                self.usage_dropped, *self.gauges)
 
     def export(self) -> dict[str, list[Any]]:
         """This worker's numbers, JSON-ready (for the other workers' scrapes)."""

@@ -44,6 +44,7 @@ class Call:
     suffix: str  # "/chat/completions", "/completions", "/embeddings"
     request_id: str
     started: float  # perf_counter at handler entry
+    panic: bool = False  # served by ejected backends, as nothing of the model was usable
 
 
 async def forward(rt: GatewayRuntime, request: Request, call: Call,
@@ -54,8 +55,17 @@ async def forward(rt: GatewayRuntime, request: Request, call: Call,
     if asleep:
         for group in asleep:
             waking = rt.wake.ensure_waking(group) or waking
-    attempts = plan(tiers, rt.pool, rt.balancers, time.monotonic())
+    now = time.monotonic()
+    attempts = plan(tiers, rt.pool, rt.balancers, now)
     attempt = next(attempts, None)
+    if attempt is None and not waking:
+        # Envoy's panic threshold: every backend ejected is more likely an overload or a
+        # flapping check than an outage, and trying them beats refusing every client.
+        attempts = plan(tiers, rt.pool, rt.balancers, now, panic=True)
+        attempt = next(attempts, None)
+        if attempt is not None:
+            call.panic = True
+            rt.metrics.panic_routed.inc((call.label,))
     if attempt is None:
         if not waking:
             raise NoHealthyBackend(f"no healthy backend serves model {call.model!r} right now",
@@ -99,7 +109,7 @@ async def _attempt(rt: GatewayRuntime, request: Request, call: Call, route: Rout
             return await relay_stream(rt, request, call, route, backend, data)
         return await relay_plain(rt, call, route, backend, data)
     except UpstreamError as exc:
-        rt.pool.report_failure(backend, at_once=isinstance(exc, ConnectFailed))
+        rt.pool.report_failure(backend, refused=isinstance(exc, ConnectFailed))
         rt.metrics.upstream_errors.inc((backend.pool_key, backend.id, exc.kind))
         raise Retry(exc.kind, error=exc) from exc
     finally:

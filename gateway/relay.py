@@ -20,7 +20,9 @@ from sanic.helpers import has_message_body
 from sanic.response import HTTPResponse
 
 from gateway.domain import Route
+from gateway.error_bodies import safe_error_body
 from gateway.pool import Backend
+from gateway.stream_usage import DONE, count_tokens, stream_id, usage_event
 from gateway.upstream import Response, UpstreamError
 from gateway.usage import TAIL_BYTES, usage_in
 
@@ -72,7 +74,7 @@ async def relay_plain(rt: GatewayRuntime, call: Call, route: Route, backend: Bac
                       data: bytes) -> Answer:
     sent = perf_counter()
     resp = await rt.client.request(backend.origin, data, stream=False,
-                                   wait_s=rt.settings.upstream_timeout_s)
+                                   wait_s=first_byte_s(rt, route))
     upstream_s = perf_counter() - sent
     body = resp.body()
     response = _whole(rt, call, route, backend, resp, body, upstream_s)
@@ -83,7 +85,8 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
                        backend: Backend, data: bytes) -> Answer:
     wait_s = rt.settings.upstream_timeout_s
     sent = perf_counter()
-    resp = await rt.client.request(backend.origin, data, stream=True, wait_s=wait_s)
+    first_s = first_byte_s(rt, route)
+    resp = await rt.client.request(backend.origin, data, stream=True, wait_s=first_s)
     try:
         if resp.status != 200:
             # An error instead of a stream: small JSON, relayed whole (and maybe retried).
@@ -93,7 +96,8 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
             body = b"".join(parts)
             response = _whole(rt, call, route, backend, resp, body, perf_counter() - sent)
             return Answer(response, resp.status, None)
-        first = await resp.next_chunk(wait_s)
+        # The first chunk within the same bound: until then the client saw nothing.
+        first = await resp.next_chunk(max(0.001, first_s - (perf_counter() - sent)))
         upstream_s = perf_counter() - sent
         rt.pool.report_success(backend)
         content_type = resp.header(b"content-type")
@@ -107,7 +111,12 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
         kept = 0
         chunk = first
         failed = False
+        relayed = 0  # tokens, counted as stream_usage says, for engines that send no usage
+        wants_usage = _wants_usage(call)
         while chunk is not None:
+            relayed += count_tokens(chunk)
+            if wants_usage and DONE in chunk:
+                chunk = await _usage_before_done(stream, call, tail, chunk, relayed)
             await stream.send(chunk)
             tail.append(chunk)
             kept += len(chunk)
@@ -123,9 +132,40 @@ async def relay_stream(rt: GatewayRuntime, request: Request, call: Call, route: 
                 await stream.send(_error_event(exc))
                 break
         await stream.eof()
-        return Answer(None, 200, usage_in(b"".join(tail)), failed=failed)
+        found = usage_in(b"".join(tail))
+        return Answer(None, 200, found if found is not None else (0, relayed), failed=failed)
     finally:
         resp.abort()  # a no-op when complete; closes the connection otherwise
+
+
+def _wants_usage(call: Call) -> bool:
+    options = call.parsed.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+async def _usage_before_done(stream: Any, call: Call, tail: deque[bytes], chunk: bytes,
+                             relayed: int) -> bytes:
+    """The client asked for usage: if the engine sent none, ours goes just before [DONE].
+    Returns what of ``chunk`` is left to send."""
+    at = chunk.find(DONE)
+    before = chunk[:at]
+    seen = b"".join(tail) + before
+    if usage_in(seen) is not None:
+        return chunk
+    if before:
+        await stream.send(before)
+        tail.append(before)
+    ident = stream_id(seen) or call.request_id
+    await stream.send(usage_event(ident, call.model, relayed,
+                                  chat=call.suffix == "/chat/completions"))
+    return chunk[at:]
+
+
+def first_byte_s(rt: GatewayRuntime, route: Route) -> float:
+    """The bound on an attempt's time to its first byte: the route's, else the gateway's."""
+    settings = rt.settings
+    bound = route.first_byte_s or settings.first_byte_timeout_s
+    return min(bound, settings.upstream_timeout_s)
 
 
 def _whole(rt: GatewayRuntime, call: Call, route: Route, backend: Backend, resp: Response,
@@ -133,6 +173,10 @@ def _whole(rt: GatewayRuntime, call: Call, route: Route, backend: Backend, resp:
     status = resp.status
     headers = _headers(call, route, backend, upstream_s)
     content_type = resp.header(b"content-type")
+    if status >= 400:
+        # Engines put tracebacks and their file paths in errors; the client gets neither.
+        body = safe_error_body(body, status)
+        content_type = None
     if status == 429 or status >= 500:
         retry_after = resp.header(b"retry-after")
         if retry_after is not None:
@@ -162,12 +206,15 @@ def _content_type(raw: bytes | None, default: str) -> str:
 
 def _headers(call: Call, route: Route, backend: Backend, upstream_s: float) -> dict[str, str]:
     added = perf_counter() - call.started - upstream_s
-    return {
+    headers = {
         "x-heteroflow-route-version": route.version,
         "x-heteroflow-backend": backend.id,
         "x-heteroflow-overhead-ms": f"{max(0.0, added) * 1000:.3f}",
         "x-request-id": call.request_id,
     }
+    if call.panic:
+        headers["x-heteroflow-panic"] = "1"
+    return headers
 
 
 def _observe(rt: GatewayRuntime, call: Call, status: int, upstream_s: float) -> None:

@@ -56,7 +56,8 @@ class GatewayRuntime:
         self.store = Store(database_url)
         self.keys = KeyCache(self.store, max_entries=settings.key_cache_size)
         self.pool = BackendPool(cooldown_s=settings.cooldown_s,
-                                failures_before_cooldown=settings.failures_before_cooldown)
+                                failures_before_cooldown=settings.failures_before_cooldown,
+                                busy_grace_s=settings.busy_grace_s)
         self.usage = UsageRecorder(self.store, self.metrics,
                                    max_pending=settings.usage_max_pending)
         self.client = UpstreamClient(
@@ -162,8 +163,14 @@ class GatewayRuntime:
 
     def health(self) -> dict[str, object]:
         now = time.monotonic()
-        pools = {k: {"usable": len(self.pool.usable(k, now)), "total": len(self.pool.members(k))}
-                 for k in self.pool.pool_keys()}
+        pools: dict[str, dict[str, Any]] = {}
+        for k in self.pool.pool_keys():
+            members = self.pool.members(k)
+            verdicts: dict[str, int] = {}
+            for b in members:
+                verdicts[b.verdict or "unchecked"] = verdicts.get(b.verdict or "unchecked", 0) + 1
+            pools[k] = {"usable": len(self.pool.usable(k, now)), "total": len(members),
+                        "panic_candidates": len(self.pool.panic(k, now)), "verdicts": verdicts}
         usable = sum(p["usable"] for p in pools.values())
         total = sum(p["total"] for p in pools.values())
         discovery = self.discovery.health()

@@ -15,6 +15,7 @@ from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from gateway.app import create_app
+from gateway.http_bounds import BoundedHttpProtocol
 from gateway.logs import configure_logging
 from gateway.settings import GatewaySettings
 
@@ -31,7 +32,7 @@ def run_gateway(settings: GatewaySettings) -> int:
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers,
                 backlog=settings.backlog,
                 single_process=settings.workers == 1, access_log=settings.access_log,
-                motd=False)
+                motd=False, protocol=BoundedHttpProtocol)
     if settings.workers == 1:
         Sanic.serve_single(primary=app)
     else:

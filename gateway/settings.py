@@ -56,6 +56,10 @@ class GatewaySettings(BaseSettings):
     # Timeouts.
     connect_timeout_s: float = Field(default=3.0, gt=0)
     upstream_timeout_s: float = Field(default=600.0, gt=0)  # to first byte, and between bytes
+    # To the first byte of an answer (a stream's first chunk), unless the route sets its own;
+    # generous, as a long prompt on a slow engine takes long before its first token. Never
+    # more than upstream_timeout_s. Past it the attempt is retried on the next backend.
+    first_byte_timeout_s: float = Field(default=300.0, gt=0)
     request_timeout_s: float = Field(default=30.0, gt=0)  # a client's time to send its request
     keep_alive_timeout_s: float = Field(default=30.0, gt=0)
 
@@ -65,6 +69,9 @@ class GatewaySettings(BaseSettings):
     key_cache_size: int = Field(default=100_000, ge=16)
     cooldown_s: float = Field(default=5.0, ge=0)
     failures_before_cooldown: int = Field(default=3, ge=1)
+    # A backend whose health probe times out stays in while a real request to it succeeded
+    # this recently: busy is not dead.
+    busy_grace_s: float = Field(default=15.0, ge=0)
 
     # Wake on request.
     wake_timeout_s: float = Field(default=60.0, gt=0)

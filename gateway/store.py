@@ -42,7 +42,9 @@ _TASKS = (
 )
 _ROUTES = (
     "SELECT id, model_name, task_group_id, priority, weight, version, algorithm,"
-    " upstream_url, upstream_key_encrypted, upstream_model"
+    " upstream_url, upstream_key_encrypted, upstream_model, first_byte_timeout_s,"
+    " (SELECT e.id FROM inference_endpoints e WHERE e.model_route_id = model_routes.id)"
+    " AS endpoint_id"
     " FROM model_routes WHERE status = 'active'"
 )
 _KEY = ("SELECT key_hash, id, endpoint_id FROM api_keys"
@@ -63,6 +65,13 @@ _USAGE_UPSERT = (
     " requests = u.requests + EXCLUDED.requests, errors = u.errors + EXCLUDED.errors,"
     " prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,"
     " completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens"
+)
+
+# Only ever forward: replicas flushing out of order never move a key's last use back.
+_KEYS_TOUCH = (
+    "UPDATE api_keys AS a SET last_used_at = to_timestamp(x.t)"
+    " FROM unnest(%s::text[], %s::float8[]) AS x(id, t)"
+    " WHERE a.id = x.id AND (a.last_used_at IS NULL OR a.last_used_at < to_timestamp(x.t))"
 )
 
 KEY_LOOKUP_WAIT_S = 3.0
@@ -114,14 +123,20 @@ class Store:
         assert row is not None
         return (row["n"], row["revoked"], row["created"], row["last_revoked"])
 
-    async def add_usage(self, rows: Iterable[UsageRow]) -> None:
+    async def add_usage(self, rows: Iterable[UsageRow],
+                        last_used: dict[str, float] | None = None) -> None:
+        """Usage rows and keys' last use, in one transaction per flush (never per request)."""
         # Sorted by primary key, so concurrent replicas lock rows in one order (no deadlock).
         ordered = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
-        if not ordered:
+        used = sorted((last_used or {}).items())
+        if not ordered and not used:
             return
-        columns = list(zip(*ordered, strict=True))
-        async with self._pool.connection() as conn:
-            await conn.execute(_USAGE_UPSERT, [list(c) for c in columns])
+        async with self._pool.connection() as conn, conn.transaction():
+            if ordered:
+                columns = list(zip(*ordered, strict=True))
+                await conn.execute(_USAGE_UPSERT, [list(c) for c in columns])
+            if used:
+                await conn.execute(_KEYS_TOUCH, ([k for k, _ in used], [t for _, t in used]))
 
 
 def snapshot_from_rows(world: WorldRows, box: UpstreamKeyBox) -> Snapshot:
@@ -155,7 +170,8 @@ def _route_from_row(r: DictRow, groups: dict[str, Group],
     algorithm = r["algorithm"]
     common: dict[str, Any] = {"id": r["id"], "model_name": r["model_name"],
                               "version": header_safe(r["version"]), "priority": r["priority"],
-                              "weight": r["weight"]}
+                              "weight": r["weight"],
+                              "first_byte_s": r.get("first_byte_timeout_s")}
     if r["task_group_id"] is not None:
         group = groups.get(r["task_group_id"])
         if group is None:
@@ -176,7 +192,7 @@ def _route_from_row(r: DictRow, groups: dict[str, Group],
             return None, f"route {r['id']} skipped: its upstream key has control characters"
     external = External(url=r["upstream_url"], origin=origin, base_path=base_path,
                         api_key=api_key)
-    return Route(**common, algorithm=_algorithm(algorithm),
+    return Route(**common, algorithm=_algorithm(algorithm), endpoint_id=r.get("endpoint_id"),
                  served_model=r["upstream_model"] or r["model_name"], external=external), ""
 
 

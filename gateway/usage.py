@@ -7,7 +7,10 @@ up to ``usage_max_pending`` entries; past that they are dropped and counted in a
 
 Token counts come from the upstream's own ``usage`` object: the last one in a
 non-streaming body, or in the last events of a stream (present when the client asked for
-``stream_options.include_usage``; other streams count as requests without tokens).
+``stream_options.include_usage``; see ``stream_usage`` for streams whose engine sends none).
+
+Each key's last use (``api_keys.last_used_at``) rides along: one float per key in memory,
+written with the usage rows of the same flush, never a database write per request.
 """
 
 from __future__ import annotations
@@ -36,10 +39,13 @@ class UsageRecorder:
         self._metrics = metrics
         self._max_pending = max_pending
         self._pending: dict[UsageKey, list[int]] = {}
+        self._last_used: dict[str, float] = {}  # key id -> unix time of its last request
 
     def record(self, key_id: str, route_id: str, model: str, *, prompt: int, completion: int,
                error: bool) -> None:
-        entry_key = (int(time.time()) // 60 * 60, key_id, route_id, model)
+        now = time.time()
+        self._last_used[key_id] = now
+        entry_key = (int(now) // 60 * 60, key_id, route_id, model)
         entry = self._pending.get(entry_key)
         if entry is None:
             if len(self._pending) >= self._max_pending:
@@ -53,17 +59,21 @@ class UsageRecorder:
 
     async def flush(self) -> int:
         """Write what accumulated; returns the number of rows written."""
-        if not self._pending:
+        if not self._pending and not self._last_used:
             return 0
         batch, self._pending = self._pending, {}
+        used, self._last_used = self._last_used, {}
         rows: list[UsageRow] = [(*k, *v) for k, v in batch.items()]  # type: ignore[misc]
         try:
-            await self._store.add_usage(rows)
+            await self._store.add_usage(rows, used)
         except Exception:
             log.warning("usage flush failed; keeping the rows for the next try",
                         extra={"rows": len(rows)}, exc_info=True)
             for k, v in batch.items():
                 self._merge_back(k, v)
+            for key_id, at in used.items():  # one entry per valid key: bounded
+                if self._last_used.get(key_id, 0.0) < at:
+                    self._last_used[key_id] = at
             raise
         return len(rows)
 

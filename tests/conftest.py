@@ -15,7 +15,22 @@ from psycopg import sql
 
 from bridge.storage.embedded import EmbeddedPostgres
 from bridge.storage.migrate import apply_migrations
+from tests.support import reaper
 from tests.support.pg import TEMPLATE, TEST_SECRET_KEY, free_port, fresh_database, with_database
+
+# Before any fixture starts a process: every child inherits the tag, and is reaped by it.
+SESSION_TAG = reaper.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = reaper.reap(SESSION_TAG)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"reaped {len(left)} processes the tests left behind:",
+                                yellow=True)
+            for line in left:
+                reporter.write_line(f"  {line}")
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,8 @@ def _translate(exc: Exception, request: Request) -> BridgeError:
     if isinstance(exc, sanic_exc.MethodNotAllowed):
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}",
                                 details={"allowed": sorted(getattr(exc, "allowed_methods", []))})
+    if isinstance(exc, sanic_exc.PayloadTooLarge) and "header" in str(exc).lower():
+        return BadRequest("the request headers are too large")  # answered 431, below
     if isinstance(exc, sanic_exc.PayloadTooLarge):
         return PayloadTooLarge("the request body is too large",
                                details={"limit_bytes": request.app.config.REQUEST_MAX_SIZE})
@@ -56,4 +58,9 @@ async def _handle(request: Request, exc: Exception) -> HTTPResponse:
     body = error.to_body()
     if request_id:
         body["error"]["request_id"] = request_id
-    return json(body, status=error.status)
+    status = error.status
+    if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
+        status = exc.status_code  # 408 (too slow) and the like: the framework's own status
+    if isinstance(exc, sanic_exc.PayloadTooLarge) and "header" in str(exc).lower():
+        status = 431  # Sanic says 413 for headers too; RFC 6585 says 431
+    return json(body, status=status)

@@ -32,6 +32,7 @@ async def create_route(request: Request) -> HTTPResponse:
         algorithm=body.algorithm, status=body.status, actor=actor(request),
         upstream_url=body.upstream_url, upstream_key=body.upstream_key,
         upstream_model=body.upstream_model, box=runtime(request).secrets,
+        first_byte_timeout_s=body.first_byte_timeout_s,
     )
     return respond(RouteOut, route, status=201)
 

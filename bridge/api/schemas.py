@@ -188,6 +188,9 @@ class CreateRoute(Strict):
     version: Annotated[str, Field(pattern=VERSION)] = "v1"
     algorithm: Algorithm | None = None
     status: Literal["active", "inactive"] = "active"
+    first_byte_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = Field(
+        default=None, description="the gateway's bound on an upstream's time to first byte "
+                                  "for this route (None: the gateway's default)")
 
     @model_validator(mode="after")
     def _one_target(self) -> CreateRoute:
@@ -208,6 +211,7 @@ class UpdateRoute(Strict):
     upstream_url: Annotated[str, Field(pattern=UPSTREAM_URL, max_length=2048)] | None = None
     upstream_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     upstream_model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    first_byte_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
 
 
 class CreateApiKey(Strict):
@@ -310,6 +314,10 @@ class RouteOut(Out):
     id: str
     model_name: str
     task_group_id: str | None
+    first_byte_timeout_s: float | None = None
+    endpoint_id: str | None = Field(
+        default=None, description="an external route's endpoint: its API keys are made at "
+                                  "/endpoints/{endpoint_id}/api-keys")
     upstream_url: str | None
     upstream_model: str | None
     has_upstream_key: bool
@@ -326,7 +334,7 @@ class RouteOut(Out):
 class EndpointOut(Out):
     id: str
     name: str
-    task_group_id: str
+    task_group_id: str | None = Field(description="None: the endpoint of an external route")
     protocol: str
     port: int
     algorithm: Algorithm

@@ -68,6 +68,8 @@ def add_client_commands(sub: Any) -> None:
                    action="store_true", help="read the provider's API key from stdin")
     p.add_argument("-weight", "--weight", type=int, default=100)
     p.add_argument("-priority", "--priority", type=int, default=0)
+    p.add_argument("-first-byte-timeout", "--first-byte-timeout", dest="first_byte_timeout",
+                   type=float, help="seconds the gateway waits for an upstream's first byte")
     p.add_argument("-version", "--version", default="v1")
     p.add_argument("-algorithm", "--algorithm")
     p.set_defaults(func=route_create)
@@ -180,6 +182,8 @@ def route_create(api: ApiClient, args: argparse.Namespace) -> None:
             body["upstream_key"] = sys.stdin.readline().strip()
     if args.algorithm:
         body["algorithm"] = args.algorithm
+    if args.first_byte_timeout:
+        body["first_byte_timeout_s"] = args.first_byte_timeout
     out = api.call("POST", "/model-routes", body=body)
     print_json(out) if args.json else print(f"created route {out['id']}")
 

@@ -85,11 +85,14 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
+    from agent_plugin.logs import configure_logging
     from agent_plugin.serve import run_agent
     from agent_plugin.settings import AgentSettings
 
     overrides = {"agent_listen": args.listen} if args.listen else {}
-    return run_agent(AgentSettings(**overrides))
+    settings = AgentSettings(**overrides)
+    configure_logging(settings.log_level, settings.log_format)  # the agent job's only output
+    return run_agent(settings)
 
 
 def _client(args: argparse.Namespace) -> ApiClient:

@@ -65,8 +65,11 @@ def run_server(settings: BridgeSettings, *, embedded_allowed: bool, demo: bool =
 
                 attach_demo(app, settings, demo_info)
         _print_banner(settings, admin, one_machine=one_machine, demo=demo_info)
+        from gateway.http_bounds import BoundedHttpProtocol  # slow clients: 408 and close
+
         app.run(host=settings.host, port=settings.port, single_process=settings.workers == 1,
-                workers=settings.workers, access_log=True, motd=False)
+                workers=settings.workers, access_log=True, motd=False,
+                protocol=BoundedHttpProtocol)
         return 0
     finally:
         if embedded is not None:

@@ -129,13 +129,15 @@ class ModelRoute:
     upstream_url: str | None = None  # e.g. https://api.provider.example/v1
     upstream_model: str | None = None  # the model's name there (None: model_name)
     has_upstream_key: bool = False  # the key itself is sealed and never leaves the bridge
+    endpoint_id: str | None = None  # an external route's own endpoint (its keys' owner)
+    first_byte_timeout_s: float | None = None  # the gateway's bound for it (None: default)
 
 
 @dataclass(frozen=True, slots=True)
 class InferenceEndpoint:
     id: str
     name: str
-    task_group_id: str
+    task_group_id: str | None  # None: the endpoint of an external route
     protocol: str
     port: int
     algorithm: Algorithm

@@ -36,6 +36,7 @@ async def create_route(
     version: str, algorithm: Algorithm | None, status: str, actor: Actor,
     upstream_url: str | None = None, upstream_key: str | None = None,
     upstream_model: str | None = None, box: SecretBox | None = None,
+    first_byte_timeout_s: float | None = None,
 ) -> ModelRoute:
     """A route to a local task group, or to an external upstream (hybrid fallback)."""
     sealed = None
@@ -57,9 +58,11 @@ async def create_route(
                 id=ids.new_route_id(), model_name=model_name, task_group_id=task_group_id,
                 engine=engine, priority=priority, weight=weight, version=version,
                 algorithm=algorithm, status=status, upstream_url=upstream_url,
-                upstream_model=upstream_model,
+                upstream_model=upstream_model, first_byte_timeout_s=first_byte_timeout_s,
             )
             await route_rows.insert_route(conn, route, upstream_key_sealed=sealed)
+            if upstream_url is not None:  # callable with keys of its own, like a service
+                await route_rows.insert_route_endpoint(conn, route.id, ids.new_endpoint_id())
             await audit.append(
                 conn, actor=actor.principal, action="model_route.create",
                 object_type="model_route", object_id=route.id, request_id=actor.request_id,

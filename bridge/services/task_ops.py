@@ -8,6 +8,7 @@ them, and the task says so.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from bridge.storage.db import Conn, Database
 log = logging.getLogger(__name__)
 T = TaskStatus
 SLEEPABLE = frozenset({T.RUNNING, T.STARTING})
+# Between "sleeping" in the database and the engine's pause: a gateway reads tasks every
+# second (its refresh_interval_s), so by then none routes to the task any more.
+POOL_DRAIN_S = 1.5
 # What an agent may report, and the task status each becomes.
 REPORTED = {"starting": T.STARTING, "restarting": T.STARTING, "running": T.RUNNING,
             "sleeping": T.SLEEPING, "failed": T.FAILED, "completed": T.COMPLETED}
@@ -52,21 +56,40 @@ async def sleep_task(db: Database, agents: AgentClient, box: SecretBox, task_id:
         if task.status not in SLEEPABLE:
             raise _wrong_state(task, "sleep", SLEEPABLE)
         url, secret = await _agent_of(conn, box, task)
-    answer = await agents.sleep(url, secret, _sleep_target(task, engine))
+        # Sleeping in the database first: gateways drop sleeping tasks from their pools, and
+        # a request sent to an engine already paused would hang until its timeout.
+        await move_task(conn, task, T.SLEEPING, "going to sleep", actor, "task.sleep")
+    await asyncio.sleep(POOL_DRAIN_S)
+    try:
+        answer = await agents.sleep(url, secret, _sleep_target(task, engine))
+    except Exception:
+        await _sleep_failed(db, task_id, actor)
+        raise
     mode = answer.mode
     released = answer.gpu_memory_released
     reason = answer.message or (
         "asleep, GPU memory released" if released else "compute paused, GPU memory kept")
     async with db.transaction() as conn:
-        # The agent may have reported meanwhile (starting -> running): move from what the
-        # row says now, as long as that can still sleep; the engine does sleep.
         current = await group_rows.get_task(conn, task_id)
-        if current is None or current.status not in SLEEPABLE:
+        if current is None or current.status is not T.SLEEPING:
             raise InvalidState(f"task {task_id} changed while going to sleep; look again",
                                details={"id": task_id})
-        await move_task(conn, current, T.SLEEPING, reason, actor, "task.sleep",
-                        sleep_mode=mode, gpu_released=released)
+        await rows.update_task_if(conn, task_id, T.SLEEPING.value, status_reason=reason,
+                                  sleep_mode=mode, gpu_released=released)
     return await get_task(db, task_id)
+
+
+async def _sleep_failed(db: Database, task_id: str, actor: Actor) -> None:
+    """The engine did not go to sleep: serving again (through waking, as the machine says)."""
+    async with db.transaction() as conn:
+        current = await group_rows.get_task(conn, task_id)
+        if current is None or current.status is not T.SLEEPING:
+            return
+        await move_task(conn, current, T.WAKING, "sleep failed", actor, "task.sleep_failed")
+        current = await group_rows.get_task(conn, task_id)
+        if current is not None:
+            await move_task(conn, current, T.RUNNING, "sleep failed; still serving", actor,
+                            "task.awake")
 
 
 async def wake_task(db: Database, agents: AgentClient, box: SecretBox, task_id: str,
@@ -145,6 +168,10 @@ async def move_task(conn: Conn, task: Task, target: TaskStatus, reason: str, act
     except IllegalTransition as exc:
         raise InvalidState(str(exc), details={"status": task.status.value,
                                               "allowed": exc.allowed}) from exc
+    # Lock order: the group's row, then its tasks' rows, as scaling (lock the group, delete
+    # tasks) does. A task row first and the group second (follow_group) deadlocked against
+    # a scale-down while an agent reported.
+    await group_rows.lock_task_group(conn, task.group_id)
     if not await rows.update_task_if(conn, task.id, task.status.value, status=target.value,
                                      status_reason=reason, **extra):
         raise InvalidState(f"task {task.id} changed meanwhile; look again",

@@ -15,7 +15,7 @@ import psycopg.errors
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bridge.errors import StorageUnavailable
+from bridge.errors import Conflict, StorageUnavailable
 
 Conn = psycopg.AsyncConnection[DictRow]
 
@@ -65,6 +65,10 @@ class Database:
             raise DuplicateKey(exc.diag.constraint_name or "") from exc
         except psycopg.errors.ForeignKeyViolation as exc:
             raise MissingReference(exc.diag.constraint_name or "") from exc
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            # Two writers met (the database is fine): nothing was written; a retry is safe.
+            raise Conflict("a concurrent change got in the way; nothing was changed, retry",
+                           details={"reason": type(exc).__name__}) from exc
         except psycopg.OperationalError as exc:
             raise StorageUnavailable(
                 "the database cannot be reached; retry shortly", details={"reason": str(exc)}

@@ -162,6 +162,11 @@ async def insert_tasks(conn: Conn, tasks: list[Task]) -> None:
         )
 
 
+async def lock_task_group(conn: Conn, group_id: str) -> None:
+    """Lock a group's row for this transaction: taken before any of its tasks' rows."""
+    await conn.execute("SELECT 1 FROM task_groups WHERE id = %s FOR UPDATE", (group_id,))
+
+
 async def get_task_group(
     conn: Conn, group_id: str, *, for_update: bool = False
 ) -> TaskGroup | None:

@@ -2,8 +2,12 @@
 
 Per backend, one probe loop follows the endpoint's ``health_check``: an HTTP GET of ``path``
 (healthy below 400) or a TCP connect, every ``interval_seconds``, each bounded by
-``timeout_seconds``. A new backend is probed at once and serves after its first pass; a
-serving backend leaves the pool after ``unhealthy_threshold`` failures in a row.
+``timeout_seconds``. A new backend is probed at once and serves after its first pass.
+
+A probe's failure is judged by its kind: a refused connection means nothing listens, and
+the backend is out at once (``refused``); an answer of 400 or more (``failing``) and a probe
+that timed out (``slow``) count towards ``unhealthy_threshold`` in a row. A ``slow`` backend
+still gets traffic while its real requests succeed (see ``pool``): busy is not dead.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import aiohttp
 
 from gateway.discovery.base import DiscoveryContext, routed_groups
 from gateway.domain import Group, HealthSpec, Snapshot
-from gateway.pool import Backend, Member
+from gateway.pool import FAILING, PASSING, REFUSED, SLOW, Backend, Member
 
 log = logging.getLogger(__name__)
 
@@ -70,40 +74,47 @@ class HealthChecker:
 
     async def _probe_loop(self, backend: Backend, spec: HealthSpec, group: Group) -> None:
         failures = 0
+        pool = self._ctx.pool
         while True:
             started = time.monotonic()
-            reason = await self._probe(backend, spec)
-            if reason is None:
+            verdict, reason = await self._probe(backend, spec)
+            if verdict == PASSING:
                 failures = 0
                 if not backend.healthy:
                     log.info("backend healthy", extra={"group": group.name,
                                                        "backend": backend.id})
-                self._ctx.pool.set_health(backend, True, "passing")
+                pool.set_verdict(backend, PASSING, "passing")
             else:
                 failures += 1
-                # A backend not yet serving stays out at once; a serving one gets the
-                # threshold's benefit of the doubt.
-                if not backend.healthy or failures >= spec.unhealthy_threshold:
+                # A backend not yet serving stays out at once, and so does one that refuses
+                # connections; a serving one gets the threshold's benefit of the doubt.
+                if (not backend.healthy or verdict == REFUSED
+                        or failures >= spec.unhealthy_threshold):
                     if backend.healthy:
                         log.warning("backend unhealthy", extra={
-                            "group": group.name, "backend": backend.id, "reason": reason})
-                    self._ctx.pool.set_health(backend, False, reason)
+                            "group": group.name, "backend": backend.id, "verdict": verdict,
+                            "reason": reason})
+                    pool.set_verdict(backend, verdict, reason)
             await asyncio.sleep(max(0.0, spec.interval_s - (time.monotonic() - started)))
 
-    async def _probe(self, backend: Backend, spec: HealthSpec) -> str | None:
-        """None when healthy, else why not."""
+    async def _probe(self, backend: Backend, spec: HealthSpec) -> tuple[str, str]:
+        """The verdict and why."""
         host, port = backend.origin.host, backend.origin.port
         try:
             async with asyncio.timeout(spec.timeout_s):
                 if spec.kind == "tcp":
                     _, writer = await asyncio.open_connection(host, port)
                     writer.close()
-                    return None
+                    return PASSING, "passing"
                 url = f"http://{backend.address}{spec.path}"
                 async with self._ctx.session.get(url, allow_redirects=False) as resp:
                     await resp.read()
-                    return None if resp.status < 400 else f"{spec.path} answered {resp.status}"
+                    if resp.status < 400:
+                        return PASSING, "passing"
+                    return FAILING, f"{spec.path} answered {resp.status}"
         except TimeoutError:
-            return f"no answer within {spec.timeout_s:g} s"
+            return SLOW, f"no answer within {spec.timeout_s:g} s"
         except (OSError, aiohttp.ClientError) as exc:
-            return f"{type(exc).__name__}: {exc}"
+            # Connecting failed (refused, unreachable) or the peer dropped the probe: dead.
+            kind = REFUSED if isinstance(exc, OSError | aiohttp.ClientConnectorError) else FAILING
+            return kind, f"{type(exc).__name__}: {exc}"

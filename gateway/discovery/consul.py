@@ -2,8 +2,14 @@
 
 Nomad registers each group's service as ``hf-<group name>`` with tags ``heteroflow``,
 ``tg=<group id>``, ``model=...``, ``engine=...``. For every routed group one blocking query
-on ``/v1/health/service/hf-<name>?passing=true`` runs; Consul answers as soon as the
-passing set changes, so the pool follows a health change in well under a second.
+on ``/v1/health/service/hf-<name>`` runs; Consul answers as soon as an instance or a check
+changes, so the pool follows a health change in well under a second.
+
+Every instance is listed, passing or not, with a verdict read from its checks (worst
+wins): ``passing``; ``refused`` when a check says the connection was refused; ``slow``
+when it timed out; else ``failing``. A check may time out under load while requests
+succeed, so the pool treats ``slow`` as busy rather than dead, and routes to ejected
+instances rather than refuse everything (see ``pool``).
 
 While Consul is unreachable the last known pool stays in place (routing to instances that
 were passing beats refusing everything) and the outage shows in health and metrics.
@@ -23,7 +29,7 @@ import aiohttp
 
 from gateway.discovery.base import DiscoveryContext, routed_groups
 from gateway.domain import ASLEEP, Group, Snapshot
-from gateway.pool import Member
+from gateway.pool import FAILING, PASSING, REFUSED, SLOW, Member
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +97,7 @@ class ConsulDiscovery:
                                         connect=5)
         while True:
             started = time.monotonic()
-            params = {"passing": "true"}
-            if index:
-                params |= {"index": str(index), "wait": f"{self._wait_s:g}s"}
+            params = {"index": str(index), "wait": f"{self._wait_s:g}s"} if index else {}
             try:
                 async with self._ctx.session.get(url, params=params, headers=self._headers,
                                                  timeout=timeout) as resp:
@@ -172,5 +176,29 @@ def _member(entry: dict[str, Any], group: Group, by_alloc: dict[str, Any]) -> Me
                 return None
             task_id = task.id
     host = f"[{address}]" if ":" in address else address
+    verdict, reason = check_verdict(entry.get("Checks") or [])
     return Member(backend_id=service_id, address=f"{host}:{port}", task_id=task_id,
-                  healthy=True)
+                  verdict=verdict, reason=reason)
+
+
+_RANK = {PASSING: 0, SLOW: 1, FAILING: 2, REFUSED: 3}
+
+
+def check_verdict(checks: list[dict[str, Any]]) -> tuple[str, str]:
+    """The worst of an instance's checks, as a pool verdict, and Consul's output for it."""
+    worst, reason = PASSING, "passing"
+    for check in checks:
+        status = check.get("Status")
+        if status == "passing":
+            continue
+        output = str(check.get("Output") or status)[:300]
+        low = output.lower()
+        if "connection refused" in low:
+            verdict = REFUSED
+        elif status == "warning" or "timeout" in low or "deadline exceeded" in low:
+            verdict = SLOW  # a warning is Consul's own "not great, still serving"
+        else:
+            verdict = FAILING
+        if _RANK[verdict] > _RANK[worst]:
+            worst, reason = verdict, f"consul check {check.get('Name') or '?'}: {output}"
+    return worst, reason

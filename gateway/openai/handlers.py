@@ -24,6 +24,7 @@ from sanic.response import HTTPResponse, json, raw
 
 from gateway.errors import (
     GatewayError,
+    HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     ModelNotAllowed,
@@ -33,6 +34,7 @@ from gateway.errors import (
     RequestTimeout,
 )
 from gateway.openai.requests import parse_request
+from gateway.openai.shapes import check_shape
 from gateway.proxy import Call, forward
 from gateway.runtime import GatewayRuntime
 from gateway.settings import GatewaySettings
@@ -123,6 +125,8 @@ async def _proxy(request: Request, suffix: str, *, streamable: bool) -> HTTPResp
         if not snapshot.allowed(grant, model):
             raise ModelNotAllowed(f"this API key may not use the model {model!r}",
                                   param="model")
+        tiers = snapshot.tiers_for(grant, tiers)
+        check_shape(suffix, parsed.body)
         label = model
         key_id = grant.key_id
         _admit(rt, key_id)
@@ -211,6 +215,8 @@ def translate(exc: Exception, request: Request) -> GatewayError:
     if isinstance(exc, sanic_exc.MethodNotAllowed):
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     if isinstance(exc, sanic_exc.PayloadTooLarge):
+        if is_header_overflow(exc):
+            return HeadersTooLarge("the request headers are too large")
         return PayloadTooLarge("the request body is too large")
     if isinstance(exc, sanic_exc.RequestTimeout):
         return RequestTimeout("the request was not received in time")
@@ -218,6 +224,11 @@ def translate(exc: Exception, request: Request) -> GatewayError:
         return InvalidRequest(str(exc) or "bad request")
     log.error("request failed", exc_info=exc, extra={"path": request.path})
     return GatewayError("internal error in the gateway; its log has the details")
+
+
+def is_header_overflow(exc: Exception) -> bool:
+    """Sanic says "too large" for headers and bodies alike (413); only its message tells."""
+    return "header" in str(exc).lower()
 
 
 def _count_error(rt: GatewayRuntime, label: str, exc: GatewayError, started: float) -> None:

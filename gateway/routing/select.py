@@ -7,7 +7,9 @@
 
 The proxy stops at the first attempt that reaches the client and caps the number of
 attempts, so the usual request costs one draw. Routes without a usable backend are skipped
-here; whether to wake a sleeping group is the caller's decision.
+here; whether to wake a sleeping group is the caller's decision. With ``panic`` the same
+order runs over the ejected backends still worth a try (``BackendPool.panic``), for when
+nothing of the model is usable.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ _DEFAULT = RoundRobin()
 
 
 def plan(tiers: Sequence[Tier], pool: BackendPool, balancers: Mapping[str, Balancer],
-         now: float) -> Iterator[tuple[Route, Backend]]:
+         now: float, *, panic: bool = False) -> Iterator[tuple[Route, Backend]]:
+    usable = pool.panic if panic else pool.usable
     for tier in tiers:
-        weighted = [(r, b) for r in tier.weighted if (b := pool.usable(r.pool_key, now))]
+        weighted = [(r, b) for r in tier.weighted if (b := usable(r.pool_key, now))]
         while weighted:
             route, backends = weighted.pop(_draw(weighted))
             yield from _in_route(route, backends, balancers.get(route.id, _DEFAULT))
         for route in tier.fallbacks:
-            backends = pool.usable(route.pool_key, now)
+            backends = usable(route.pool_key, now)
             if backends:
                 yield from _in_route(route, backends, balancers.get(route.id, _DEFAULT))
 

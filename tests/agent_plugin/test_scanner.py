@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import time
@@ -19,6 +20,7 @@ from agent_plugin.models import ModelInfo, ScanResult
 from agent_plugin.scanner.base import Claim, ModelFormatReader
 from agent_plugin.scanner.formats import FORMATS
 from agent_plugin.scanner.gguf_meta import read_gguf_header
+from agent_plugin.scanner.huggingface import TOKENIZER_FILES
 from agent_plugin.scanner.scanner import ModelScanner
 from agent_plugin.vram import inspect_model
 from tests.support.model_factory import (
@@ -278,6 +280,23 @@ class TestScanner:
         assert "no weights" in scanner.skipped[str(tmp_path / "half-downloaded")]
         assert "GGUF" in scanner.skipped[str(tmp_path / "broken.gguf")]
         assert "does not exist" in scanner.skipped[str(tmp_path / "nowhere")]
+
+    def test_skipped_models_are_logged_once_with_the_reason(
+            self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        make_hf_folder(tmp_path, "no-tokenizer", "smollm2-135m-instruct.config.json")
+        for name in TOKENIZER_FILES:
+            (tmp_path / "no-tokenizer" / name).unlink(missing_ok=True)
+        (tmp_path / "corrupt.gguf").write_bytes(b"GGUF" + b"\xff" * 64)
+        scanner = ModelScanner([tmp_path])
+        with caplog.at_level(logging.WARNING, logger="agent_plugin.scanner.scanner"):
+            assert scanner.scan_sync().models == ()
+            scanner.scan_sync()  # unchanged: nothing said again
+        said = {r.path: r.reason for r in caplog.records  # type: ignore[attr-defined]
+                if r.getMessage() == "model skipped"}
+        assert len([r for r in caplog.records if r.getMessage() == "model skipped"]) == 2
+        assert "no tokenizer files" in said[str(tmp_path / "no-tokenizer")]
+        assert said[str(tmp_path / "corrupt.gguf")] == scanner.skipped[
+            str(tmp_path / "corrupt.gguf")]
 
     def test_a_model_that_breaks_is_removed(self, tmp_path: Path) -> None:
         write_gguf(tmp_path / "m.gguf")

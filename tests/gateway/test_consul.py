@@ -68,8 +68,10 @@ class TestConsulPool:
         in_consul = first_time(lambda: not consul.passing(f"hf-{group.name}"))
         in_gateway = first_time(lambda: stack.gateway.usable(group.id) == 0)
         assert in_gateway - in_consul < 1.0
+        # Its only backend ejected by a check, the model is still served (panic threshold).
         r = stack.gateway.chat(group.key, "flap")
-        assert r.status_code == 503
+        assert r.status_code == 200
+        assert r.headers["x-heteroflow-panic"] == "1"
 
         double.control(healthy=True)
         in_consul = first_time(lambda: bool(consul.passing(f"hf-{group.name}")))
@@ -94,6 +96,43 @@ class TestConsulPool:
         served = {stack.gateway.chat(group.key, "mixed").headers["x-heteroflow-backend"]
                   for _ in range(6)}
         assert served == {mine_id}
+
+
+class TestConsulUnderLoad:
+    def test_a_check_timing_out_while_requests_succeed_keeps_the_instance(
+            self, stack: Stack, consul: Consul) -> None:
+        busy, idle = stack.double("c-busy", "busy"), stack.double("c-idle", "busy")
+        group = stack.world.add_group("c-busy", model="busy")
+        id_busy, id_idle = register(consul, group, busy), register(consul, group, idle)
+        stack.gateway.wait_usable(group.id, 2)
+        stack.gateway.wait_serving(group.key, "busy")
+        # Both checks time out (Consul's timeout is 1 s); the pool calls that slow, not dead.
+        busy.control(health_delay_s=3)
+        idle.control(health_delay_s=3)
+        wait_until(lambda: not consul.passing(f"hf-{group.name}"), timeout=30,
+                   what="both checks critical in Consul")
+        wait_until(lambda: pool(stack, group.id)["verdicts"].get("slow") == 2, timeout=30,
+                   what="both instances judged slow")
+        served = set()
+        for _ in range(20):  # traffic keeps both in: every request an answer, none in panic
+            r = stack.gateway.chat(group.key, "busy")
+            assert r.status_code == 200, r.text
+            assert "x-heteroflow-panic" not in r.headers
+            served.add(r.headers["x-heteroflow-backend"])
+        assert served == {id_busy, id_idle}
+        # A refused request is a dead engine, not a busy one: retried on the other at once.
+        # (Consul does not publish a check's new output while its status stays critical, so
+        # the request, not the check, tells.)
+        idle.kill()
+        for _ in range(6):
+            r = stack.gateway.chat(group.key, "busy")
+            assert r.status_code == 200, r.text
+            assert r.headers["x-heteroflow-backend"] == id_busy
+
+
+def pool(stack: Stack, group_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = stack.gateway.health()["pools"].get(group_id, {"verdicts": {}})
+    return result
 
 
 class TestConsulOutage:

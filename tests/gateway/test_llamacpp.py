@@ -99,3 +99,29 @@ class TestLlamaCpp:
         wait_until(lambda: stack.world.sql(
             "SELECT coalesce(sum(completion_tokens), 0) FROM gateway_usage WHERE route_id = %s",
             (engine.route_id,))[0][0] > 0, what="usage from llama.cpp")
+
+
+class TestLlamaCppHostile:
+    def test_a_bad_shape_is_the_clients_400_and_the_engine_keeps_serving(
+            self, stack: Stack, engine: Group) -> None:
+        for _ in range(3):
+            r = httpx.post(stack.gateway.url + "/v1/chat/completions", timeout=30,
+                           headers={"Authorization": f"Bearer {engine.key}"},
+                           json={"model": "smollm2", "messages": "not a list"})
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["type"] == "invalid_request_error"
+        assert stack.gateway.usable(engine.id) == 1  # nothing counted against the engine
+        done = sdk(stack, engine).chat.completions.create(
+            model="smollm2", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+        assert done.choices
+
+    def test_stream_usage_is_counted_when_the_engine_sends_none(
+            self, stack: Stack, engine: Group) -> None:
+        chunks = list(sdk(stack, engine).chat.completions.create(
+            model="smollm2", max_tokens=8, temperature=0, stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "Say hello."}]))
+        usage = chunks[-1].usage
+        assert usage is not None and chunks[-1].choices == []
+        texts = [c for c in chunks if c.choices and c.choices[0].delta.content]
+        assert usage.completion_tokens == len(texts) > 0

@@ -46,7 +46,7 @@ def pool_with(**members: int) -> BackendPool:
         ms = []
         for i in range(count):
             port += 1
-            ms.append(Member(f"{key}-{i}", f"127.0.0.1:{port}", healthy=True))
+            ms.append(Member(f"{key}-{i}", f"127.0.0.1:{port}", verdict="passing"))
         pool.set_members(key, ms)
     return pool
 

@@ -4,7 +4,8 @@ what changed since the previous scan.
 A rescan lists every folder and stats only the files that belong to a model (one ``stat``
 each); a model whose files kept their sizes and mtimes is not read again. Everything that
 looks like a model but cannot be served is in ``skipped`` with the reason, as are roots that
-do not exist and folders that cannot be listed.
+do not exist and folders that cannot be listed; each is logged (a warning with the path and
+the reason) when it is first skipped or its reason changes.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class ModelScanner:
         removed = sorted(p for p, e in before.items()
                          if e.info is not None and (p not in entries or entries[p].info is None))
         walk.skipped.update({p: e.reason for p, e in entries.items() if e.info is None})
+        roots = {str(r) for r in self.roots}
+        for path, reason in sorted(walk.skipped.items()):
+            if self.skipped.get(path) != reason:  # said once, not at every rescan
+                # A default root that does not exist on this node is no news; a model is.
+                level = logging.INFO if path in roots else logging.WARNING
+                log.log(level, "model skipped", extra={"path": path, "reason": reason})
         self.skipped = walk.skipped
         self._entries = entries
         if self.index_path is not None and (entries != before or not self.index_path.exists()):

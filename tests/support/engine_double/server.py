@@ -16,7 +16,9 @@ Test-only control (never part of vLLM):
     POST /_control          JSON: mode (ok | error500 | status429 | close | hang | die_mid_stream),
                             latency_s (before the first token), token_rate (tokens/s, 0 = at
                             once), tokens (per answer), die_after (tokens before dying),
-                            healthy (bool), wake_delay_s
+                            healthy (bool), health_delay_s (a slow /health), wake_delay_s,
+                            error_text (the message of error500, as an engine's traceback),
+                            stream_usage (false: ignore include_usage, as llama.cpp does)
     GET  /_stats            requests seen, the last body and headers, in flight, sleeping
     POST /_reset            counters back to zero
 
@@ -48,6 +50,9 @@ class Engine:
         self.tokens = 4
         self.die_after = 2
         self.healthy = True
+        self.health_delay_s = 0.0
+        self.error_text = ""
+        self.stream_usage = True
         self.sleeping = False
         self.wake_delay_s = 0.0
         self.requests = 0
@@ -78,6 +83,8 @@ class Engine:
     # -- vLLM surface ----------------------------------------------------------------------
 
     async def health(self, _: web.Request) -> web.Response:
+        if self.health_delay_s:
+            await asyncio.sleep(float(self.health_delay_s))
         return web.Response(status=200 if self.healthy else 503)
 
     async def models(self, _: web.Request) -> web.Response:
@@ -133,7 +140,8 @@ class Engine:
         if "mode" in body and body["mode"] not in MODES:
             return web.json_response({"error": f"mode must be one of {MODES}"}, status=400)
         for field in ("mode", "latency_s", "token_rate", "tokens", "die_after", "healthy",
-                      "wake_delay_s", "sleeping"):
+                      "health_delay_s", "wake_delay_s", "sleeping", "error_text",
+                      "stream_usage"):
             if field in body:
                 setattr(self, field, body[field])
         return web.json_response({"ok": True})
@@ -171,7 +179,7 @@ class Engine:
         if self.mode == "hang":
             await asyncio.sleep(3600)
         if self.mode == "error500":
-            return _error(500, f"{self.name} is broken")
+            return _error(500, self.error_text or f"{self.name} is broken")
         if self.mode == "status429":
             return _error(429, f"{self.name} is overloaded")
         if self.sleeping:
@@ -212,7 +220,8 @@ class Engine:
                       usage: dict[str, int], *, chat: bool) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = self.stream_usage and bool(
+            (body.get("stream_options") or {}).get("include_usage"))
         ident = f"cmpl-{self.name}-{self.requests}"
         for i, piece in enumerate(pieces):
             if self.mode == "die_mid_stream" and i >= int(self.die_after):
