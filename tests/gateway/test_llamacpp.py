@@ -117,11 +117,17 @@ class TestLlamaCppHostile:
 
     def test_stream_usage_is_counted_when_the_engine_sends_none(
             self, stack: Stack, engine: Group) -> None:
-        chunks = list(sdk(stack, engine).chat.completions.create(
-            model="smollm2", max_tokens=8, temperature=0, stream=True,
-            stream_options={"include_usage": True},
-            messages=[{"role": "user", "content": "Say hello."}]))
-        usage = chunks[-1].usage
-        assert usage is not None and chunks[-1].choices == []
-        texts = [c for c in chunks if c.choices and c.choices[0].delta.content]
-        assert usage.completion_tokens == len(texts) > 0
+        # Prompts not asked before: llama-cpp-python may answer a prompt it has cached with
+        # an empty stream. A few tries, since a tiny model may open with end-of-turn.
+        for prompt in ("Say hello to Ann.", "Say hello to Bob.", "Greet the reader."):
+            chunks = list(sdk(stack, engine).chat.completions.create(
+                model="smollm2", max_tokens=8, temperature=0, stream=True,
+                stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": prompt}]))
+            usage = chunks[-1].usage
+            assert usage is not None and chunks[-1].choices == []
+            texts = [c for c in chunks if c.choices and c.choices[0].delta.content]
+            assert usage.completion_tokens == len(texts)  # the rule, whatever was said
+            if texts:
+                break
+        assert texts, "the engine streamed no text for any prompt"
