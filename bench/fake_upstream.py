@@ -3,8 +3,10 @@
 It must be far faster than anything proxying to it, so it is a bare asyncio protocol on
 uvloop with precomputed responses: a chat completion for ``"stream": false`` bodies and an
 SSE stream of ``--chunks`` chunks (sent as they are produced, each its own write) otherwise.
+A stream whose body says ``"user":"paced"`` is an engine's instead: one token every
+``--token-ms`` milliseconds after a first-token delay of the same length (bench/streams.py).
 
-    python -m bench.fake_upstream --port 9100 [--chunks 64]
+    python -m bench.fake_upstream --port 9100 [--chunks 64] [--token-ms 20]
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ class Canned:
 
 
 class Server(asyncio.Protocol):
-    def __init__(self, canned: Canned) -> None:
+    def __init__(self, canned: Canned, token_s: float) -> None:
         self.canned = canned
+        self.token_s = token_s
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.body: list[bytes] = []
@@ -87,9 +90,13 @@ class Server(asyncio.Protocol):
         self.body.clear()
         transport = self.transport
         assert transport is not None
+        compact = body.replace(b" ", b"")
         if self.url.endswith(b"/models"):
             transport.write(self.canned.models)
-        elif b'"stream":true' in body.replace(b" ", b""):
+        elif b'"stream":true' in compact and b'"user":"paced"' in compact:
+            transport.write(self.canned.stream_head)
+            self.pace(transport, 0)
+        elif b'"stream":true' in compact:
             # One write per chunk, as an engine emits tokens, so a proxy that buffers shows.
             transport.write(self.canned.stream_head)
             for piece in self.canned.stream_pieces:
@@ -98,10 +105,27 @@ class Server(asyncio.Protocol):
             transport.write(self.canned.plain)
 
 
-async def serve(host: str, port: int, chunks: int) -> None:
+    def pace(self, transport: asyncio.Transport, sent: int) -> None:
+        """The next token after ``token_s``, at a steady rate, like an engine decoding."""
+        pieces = self.canned.stream_pieces
+
+        def tick() -> None:
+            if transport.is_closing():
+                return
+            transport.write(pieces[sent])
+            if sent + 1 < len(pieces) - 2:
+                self.pace(transport, sent + 1)
+            else:  # the last token, then [DONE] and the end of the chunked body
+                transport.write(pieces[-2] + pieces[-1])
+
+        asyncio.get_running_loop().call_later(self.token_s, tick)
+
+
+async def serve(host: str, port: int, chunks: int, token_ms: float = 20.0) -> None:
     canned = Canned(chunks)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Server(canned), host, port, backlog=4096)
+    server = await loop.create_server(lambda: Server(canned, token_ms / 1000), host, port,
+                                      backlog=4096)
     async with server:
         await server.serve_forever()
 
@@ -111,8 +135,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--chunks", type=int, default=64)
+    parser.add_argument("--token-ms", type=float, default=20.0,
+                        help="interval between tokens of a paced stream")
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, args.chunks))
+    uvloop.run(serve(args.host, args.port, args.chunks, args.token_ms))
 
 
 if __name__ == "__main__":

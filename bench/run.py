@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 
+from bench import streams
 from heteroflow_contracts.credentials import hash_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,12 @@ def main() -> None:
                              "numbers in docs/environment.md) instead of pinning the proxy")
     parser.add_argument("--profile", action="store_true",
                         help="run the gateway under cProfile and print where its time goes")
+    parser.add_argument("--streams", action="store_true",
+                        help="also 256 and 1,000 concurrent paced streams (bench/streams.py)")
+    parser.add_argument("--workers", action="store_true",
+                        help="also req/s of the gateway with 1 and 2 workers, unpinned")
+    parser.add_argument("--no-wrk", action="store_true",
+                        help="skip the wrk table (with --streams or --workers)")
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "taskset"):
         if shutil.which(tool) is None:
@@ -78,6 +86,7 @@ class Bench:
         self.args = args
         self.procs: list[subprocess.Popen[bytes]] = []
         self._pg: Any = None
+        self._url = ""
 
     def run(self) -> None:
         try:
@@ -101,7 +110,7 @@ class Bench:
 
     # -- the three servers -------------------------------------------------------------------
 
-    def spawn(self, args: list[str], cpu: int, log: str,
+    def spawn(self, args: list[str], cpu: int | str, log: str,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         out = (self.tmp / log).open("wb")
         proc = subprocess.Popen([*self.pin(cpu), *args], cwd=ROOT, stdout=out,
@@ -109,7 +118,7 @@ class Bench:
         self.procs.append(proc)
         return proc
 
-    def pin(self, cpu: int) -> list[str]:
+    def pin(self, cpu: int | str) -> list[str]:
         return [] if self.args.no_pin else ["taskset", "-c", str(cpu)]
 
     def start_upstream(self) -> int:
@@ -130,24 +139,27 @@ class Bench:
         wait_http(f"http://127.0.0.1:{port}/v1/models")
         return port
 
-    def start_gateway(self, upstream: int) -> tuple[int, subprocess.Popen[bytes]]:
+    def start_gateway(self, upstream: int, workers: int = 1,
+                      cpu: str = "0") -> tuple[int, subprocess.Popen[bytes]]:
         from bridge.storage.embedded import EmbeddedPostgres  # the bench's own database
         from bridge.storage.migrate import apply_migrations
 
-        pg = EmbeddedPostgres(self.tmp / "pgdata")
-        url = pg.start()
-        self._pg = pg
-        asyncio.run(apply_migrations(url))
-        seed(url, f"127.0.0.1:{upstream}")
+        if self._pg is None:
+            pg = EmbeddedPostgres(self.tmp / "pgdata")
+            self._url = pg.start()
+            self._pg = pg
+            asyncio.run(apply_migrations(self._url))
+            seed(self._url, f"127.0.0.1:{upstream}")
+        url = self._url
         port = free_port()
         env = {"HETEROFLOW_DATABASE_URL": url, "HETEROFLOW_PORT": str(port),
-               "HETEROFLOW_WORKERS": "1", "HETEROFLOW_LOG_LEVEL": "WARNING",
+               "HETEROFLOW_WORKERS": str(workers), "HETEROFLOW_LOG_LEVEL": "WARNING",
                "HETEROFLOW_HOME": str(self.tmp / "home"), "CONSUL_HTTP_ADDR": ""}
         command = [sys.executable, "-m", "gateway"]
         if self.args.profile:
             command = [sys.executable, "-m", "cProfile", "-o", str(self.tmp / "gateway.prof"),
                        "-m", "gateway"]
-        proc = self.spawn(command, 0, "gateway.log", env)
+        proc = self.spawn(command, cpu, f"gateway-{port}.log", env)
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/gateway/health")
         for _ in range(100):
@@ -162,7 +174,8 @@ class Bench:
 
     # -- measuring ---------------------------------------------------------------------------
 
-    def wrk(self, url: str, *, stream: bool, connections: int, seconds: int) -> Result:
+    def wrk(self, url: str, *, stream: bool, connections: int, seconds: int,
+            cpu: int | str = 1, threads: int = 1) -> Result:
         body = json.dumps({**BODY, "stream": stream})
         script = self.tmp / f"post-{int(stream)}.lua"
         script.write_text(
@@ -171,12 +184,50 @@ class Bench:
             'wrk.headers["Content-Type"] = "application/json"\n'
             f'wrk.headers["Authorization"] = "Bearer {KEY}"\n')
         out = subprocess.run(
-            [*self.pin(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+            [*self.pin(cpu), "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
              "--latency", "-s", str(script), url + "/v1/chat/completions"],
             capture_output=True, text=True, check=True).stdout
         return parse_wrk(out)
 
     def report(self, targets: dict[str, str], gateway: subprocess.Popen[bytes]) -> None:
+        if not self.args.no_wrk:
+            self.report_wrk(targets, gateway)
+        if self.args.streams:
+            streams.report(self.pin(1), targets, KEY, self.args.seconds,
+                           lambda: rss_mb(worker_pid(gateway.pid)), token_ms=20.0)
+        if self.args.workers:
+            self.report_workers(targets)
+
+    def report_workers(self, targets: dict[str, str]) -> None:
+        """The same gateway with 1 and 2 workers, every process placed by the OS."""
+        upstream = int(targets["upstream"].rsplit(":", 1)[1])
+        print(f"\nworkers: wrk -t2 -c{self.args.connections} -d{self.args.seconds}s, "
+              "plain chat, processes placed by the OS")
+        rates, per_cpu = {}, {}
+        for n in (1, 2):
+            port, proc = self.start_gateway(upstream, workers=n, cpu="0-1")
+            url = f"http://127.0.0.1:{port}"
+            self.wrk(url, stream=False, connections=self.args.connections, seconds=2,
+                     cpu="0-1", threads=2)
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            before = {p.pid: sum(p.cpu_times()[:2]) for p in tree}
+            rates[n] = self.wrk(url, stream=False, connections=self.args.connections,
+                                seconds=self.args.seconds, cpu="0-1", threads=2)
+            # CPU seconds per process: shows whether the second worker took its share.
+            used = [sum(p.cpu_times()[:2]) - before[p.pid] for p in tree]
+            busy = " ".join(f"{u:.1f}" for u in used)
+            per_cpu[n] = rates[n].requests / max(sum(used), 1e-9)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+            print(f"  {n} worker{'s' if n > 1 else ' '} {rates[n].rps:>10,.0f} req/s  "
+                  f"p50 {rates[n].p50_ms:.2f} ms  errors {rates[n].errors}  "
+                  f"CPU s per process: {busy}  ({per_cpu[n]:,.0f} requests per CPU s)")
+        # On 2 cores wrk and the upstream need CPU too, so req/s cannot double; requests per
+        # CPU second staying flat says the workers themselves scale.
+        print(f"  2 workers / 1 worker: {rates[2].rps / rates[1].rps:.2f}x req/s, "
+              f"{per_cpu[2] / per_cpu[1]:.2f}x requests per CPU second")
+
+    def report_wrk(self, targets: dict[str, str], gateway: subprocess.Popen[bytes]) -> None:
         seconds, conns = self.args.seconds, self.args.connections
         placement = ("processes placed by the OS" if self.args.no_pin else
                      "proxy on CPU 0, wrk and upstream on CPU 1")

@@ -30,6 +30,7 @@ def run_gateway(settings: GatewaySettings) -> int:
     loader = AppLoader(factory=partial(build_worker_app, settings))
     app = loader.load()
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers,
+                backlog=settings.backlog,
                 single_process=settings.workers == 1, access_log=settings.access_log,
                 motd=False, protocol=BoundedHttpProtocol)
     if settings.workers == 1:

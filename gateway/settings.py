@@ -24,6 +24,10 @@ class GatewaySettings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     access_log: bool = False
+    # Pending connections the kernel holds before accept (capped by net.core.somaxconn).
+    # Sanic's default of 100 drops SYNs when a few hundred streams open at once; the client
+    # retransmits after 1 s, then 3 s: seconds added to time to first token (bench/streams.py).
+    backlog: int = Field(default=4096, ge=16, le=65535)
 
     # The bridge, for wake-on-request; the token is the gateway's bearer token there.
     bridge_url: str = "http://127.0.0.1:3333"

@@ -25,13 +25,13 @@ from bridge.nomad.allocations import parse_alloc
 from bridge.nomad.client import NomadClient
 from bridge.nomad.explain import explain_evaluations
 from bridge.placement.nomad.apply import apply_changes, load_groups
+from bridge.placement.nomad.events import JOB_PREFIX, alloc_of, job_of, jobs_named
 from bridge.placement.nomad.placer import Placer
 from bridge.placement.nomad.plan import GroupRow, JobView, Plan, decide
 from bridge.storage.db import Database, try_leadership
 
 log = logging.getLogger(__name__)
 LEADER_KEY = 0x4846_5245  # "HFRE"
-JOB_PREFIX = "hf-"
 TOPICS = ["Allocation", "Evaluation", "Job", "Deployment"]
 
 
@@ -145,8 +145,10 @@ class Reconciler:
                         self._allocs.pop(job_id, None)
                         return None
                     self._jobs[job_id] = stub
-                if cached and job_id in self._allocs:
-                    allocs = list(self._allocs[job_id].values())
+                if cached:
+                    # Every allocation since the resync came through the stream, so a job
+                    # with none known has none (a new job's first event precedes them).
+                    allocs = list(self._allocs.get(job_id, {}).values())
                 else:
                     allocs = await self.nomad.allocations_of(job_id)
                     self._allocs[job_id] = {a["ID"]: a for a in allocs}
@@ -196,12 +198,20 @@ class Reconciler:
     def _absorb(self, frame: dict[str, Any]) -> set[str]:
         """Fold one batch of events into what we know of Nomad; return the jobs touched."""
         for event in frame.get("Events") or []:
-            alloc = _alloc_of(event)
+            alloc = alloc_of(event)
             if alloc is not None:
                 self._allocs.setdefault(alloc["JobID"], {})[alloc["ID"]] = alloc
             elif event.get("Topic") == "Job" and isinstance(event.get("Key"), str):
-                self._jobs_changed.add(event["Key"])
-        return _jobs_named(frame)
+                stub = job_of(event)
+                if stub is None:
+                    self._jobs_changed.add(event["Key"])  # purged or no payload: re-read
+                else:
+                    # A Job event carries the job as of its index: reading it back cost a
+                    # GET per registration, the bridge's largest Nomad cost after the
+                    # registration itself (bench/placement.py).
+                    self._jobs[event["Key"]] = stub
+                    self._jobs_changed.discard(event["Key"])
+        return jobs_named(frame)
 
     async def _read(self, index: int, frames: asyncio.Queue[dict[str, Any] | None]) -> None:
         try:
@@ -269,24 +279,3 @@ class Reconciler:
                 log.warning("registration failed", extra={"task_group_id": group_id,
                                                           "error": repr(exc)})
 
-
-def _jobs_named(frame: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for event in frame.get("Events") or []:
-        payload = event.get("Payload") or {}
-        for obj in payload.values():
-            if isinstance(obj, dict):
-                job_id = obj.get("JobID") or (obj.get("ID") if event.get("Topic") == "Job"
-                                              else None)
-                if isinstance(job_id, str) and job_id.startswith(JOB_PREFIX):
-                    found.add(job_id)
-    return found
-
-
-def _alloc_of(event: dict[str, Any]) -> dict[str, Any] | None:
-    alloc = (event.get("Payload") or {}).get("Allocation")
-    if event.get("Topic") != "Allocation" or not isinstance(alloc, dict):
-        return None
-    job_id = alloc.get("JobID")
-    ok = isinstance(job_id, str) and job_id.startswith(JOB_PREFIX) and alloc.get("ID")
-    return alloc if ok else None

@@ -34,7 +34,8 @@ from bridge.errors import (
     ValidationFailed,
 )
 from bridge.nomad.client import NomadClient
-from bridge.nomad.jobspec import Mount, job_id_for, render
+from bridge.nomad.jobjson import job_json
+from bridge.nomad.jobspec import JobspecContext, Mount, job_id_for, render
 from bridge.placement.model_paths import check_model_path
 from bridge.placement.nomad.job import Placement, build_context
 from bridge.placement.shared import default_vendor
@@ -52,9 +53,19 @@ MODEL_DIR = "/model"
 @dataclass(frozen=True, slots=True)
 class Rendered:
     group: TaskGroup
-    hcl: str
+    context: JobspecContext
     engine: Engine
     vram_note: str
+
+    @property
+    def hcl(self) -> str:
+        """The job as HCL, for people (the render endpoint); Nomad is sent ``job``."""
+        return render(self.context)
+
+    @property
+    def job(self) -> dict[str, Any]:
+        """The same job as Nomad's API JSON: registered as is, no parse round trip."""
+        return job_json(self.context)
 
 
 class NodeInventory:
@@ -119,7 +130,7 @@ class Placer:
             region=self.settings.nomad_region, datacenters=self.settings.datacenters,
             count=len(group.tasks) if count is None else count, load=load_limits(self.settings),
         )
-        return Rendered(group, render(context), engine, placement.vram_note)
+        return Rendered(group, context, engine, placement.vram_note)
 
     @property
     def cluster(self) -> NomadClient:
@@ -129,8 +140,7 @@ class Placer:
 
     async def plan(self, group_id: str) -> dict[str, Any]:
         rendered = await self.render(group_id)
-        job = await self.cluster.parse(rendered.hcl)
-        return await self.cluster.plan(job)
+        return await self.cluster.plan(rendered.job)
 
     async def place(self, group_id: str) -> None:
         """Register the group's job (check-and-set) and record it; failures become reasons."""
@@ -150,7 +160,7 @@ class Placer:
             # this registration is meant to replace what is there now.
             modify_index = int(current.get("JobModifyIndex") or modify_index or 0)
         try:
-            job = await self.cluster.parse(rendered.hcl)
+            job = rendered.job
             # Counts set through the scale API survive a re-registration.
             result = await self.cluster.register(job, modify_index=modify_index,
                                                  preserve_counts=modify_index is not None)
