@@ -89,6 +89,7 @@ def _engine_args(up: Up) -> list[list[str]]:
     return [p.cmdline() for p in engines_of(up.home)]
 
 
+@pytest.mark.timeout(600)  # two rollouts of real engines on a busy 2-core machine
 def test_rolling_update_drops_no_request_and_a_bad_version_rolls_back(up: Up) -> None:
     up.start()
     gid, key = _create(up, "roll", 2)
@@ -107,9 +108,12 @@ def test_rolling_update_drops_no_request_and_a_bad_version_rolls_back(up: Up) ->
         assert all("2048" in cmd for cmd in _engine_args(up))
         during_good = traffic.total
 
-        # a bad version: the engine refuses its arguments, so it fails its health check
+        # a bad version: the engine refuses its arguments, so it never becomes healthy. A
+        # crashing engine is restarted with backoff rather than failed for good, so the
+        # rollout judges it at its healthy deadline, as a Nomad deployment does
         r = up.api.put(f"/task-groups/{gid}/update",
-                       json={"engine_args": ["--n_ctx", "not-a-number"]})
+                       json={"engine_args": ["--n_ctx", "not-a-number"],
+                             "healthy_deadline_seconds": 45})
         assert r.status_code == 200, r.text
         g = wait_for(lambda: _rollout_done(up, gid), 300, "the bad version to roll back")
         assert g["rolling_update_state"] == "rollback", g
