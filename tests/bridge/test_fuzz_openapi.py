@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from bridge.storage.embedded import EmbeddedPostgres
-from tests.conftest import BridgeUnderTest
-from tests.support.pg import TEST_SECRET_KEY, free_port, fresh_database
+from tests.support.bridge_server import BridgeUnderTest, running_bridge
 
 pytestmark = pytest.mark.slow
 SEED = 20261204
@@ -29,36 +28,8 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
 @pytest.fixture
 async def fuzzed_bridge(pg: EmbeddedPostgres) -> AsyncIterator[BridgeUnderTest]:
     """A bridge of its own on a fresh database: the fuzzer creates, changes and revokes."""
-    from sanic import Sanic
-
-    from bridge.app import create_app
-    from bridge.services.users import bootstrap_admin
-    from bridge.settings import BridgeSettings
-    from bridge.storage.db import Database
-
-    url = fresh_database(pg)
-    db = Database(url)
-    await db.open()
-    token = await bootstrap_admin(db)
-    await db.close()
-    assert token is not None
-    port = free_port()
-    settings = BridgeSettings(home=Path("/nonexistent"), port=port, max_body_bytes=65_536,
-                              secret_key=TEST_SECRET_KEY, placement="none")
-    app = create_app(settings, url, name="bridge_fuzzed")
-    Sanic.test_mode = True
-    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
-                                     access_log=False)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        yield BridgeUnderTest(f"http://127.0.0.1:{port}", url, token)
-    finally:
-        await server.before_stop()
-        await server.close()
-        await server.after_stop()
+    async with running_bridge(pg, "bridge_fuzzed") as served:
+        yield served
 
 
 async def test_schemathesis_finds_no_server_error_nor_violation(
